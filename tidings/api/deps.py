@@ -1,0 +1,80 @@
+"""Request dependencies: the runtime, the request's unit of work, and the authenticated caller.
+
+``DbSession`` commits when the endpoint returns without error and before the response is sent, so
+a 2xx means the change is on disk; any error rolls the whole request back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.domain.roles import Permission
+from tidings.errors import RateLimited, Unauthorized
+from tidings.pipeline.throttle import retry_after_seconds
+from tidings.runtime import Runtime
+from tidings.services.auth import Principal, authenticate
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def bearer_credential(authorization: str | None) -> str:
+    scheme, _, credential = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized("send Authorization: Bearer <access token or API key>",
+                           "not_authenticated")
+    return credential.strip()
+
+
+async def get_principal(
+    runtime: RuntimeDep,
+    session: DbSession,
+    authorization: Annotated[str | None, Header()] = None,
+    x_tenant_id: Annotated[str | None, Header(alias="X-Tenant-ID")] = None,
+) -> Principal:
+    """The caller, after authentication and the tenant's API rate limit (429 when spent)."""
+    principal = await authenticate(session, runtime.tokens, bearer_credential(authorization),
+                                   x_tenant_id or None)
+    wait = runtime.api_buckets.try_take(principal.tenant_id, runtime.monotonic())
+    if wait is not None:
+        raise RateLimited(f"rate limit of {runtime.settings.api_rate_limit} exceeded",
+                          retry_after_seconds(wait))
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def requires(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller, if their role holds ``permission`` (else 403)."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(requires(Permission.READ))]

@@ -1,0 +1,49 @@
+"""``create_app(settings)``: the ASGI app. Its lifespan builds the ``Runtime`` (engine, token
+issuer, buckets) and, unless told not to, starts the background workers in the same process;
+nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from tidings import __version__
+from tidings.api import ops
+from tidings.api.errors import install_error_handlers
+from tidings.api.native import router as native_router
+from tidings.config import Settings
+from tidings.domain.clock import Clock, utc_now
+from tidings.pipeline.workers import WorkerSet
+from tidings.runtime import Runtime
+
+
+def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = utc_now,
+               runtime: Runtime | None = None) -> FastAPI:
+    """The Tidings app. Pass ``runtime`` to share one with the caller (tests, benchmarks)."""
+    metrics = runtime.metrics if runtime is not None else CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_runtime = runtime is None
+        app.state.runtime = runtime or Runtime.build(settings, clock, metrics)
+        workers = WorkerSet(app.state.runtime) if run_workers else None
+        if workers is not None:
+            await workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None:
+                await workers.stop()
+            if own_runtime:
+                await app.state.runtime.close()
+
+    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
+                  description="Self-hosted, multi-tenant messaging gateway.")
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    app.include_router(native_router)
+    app.add_middleware(ops.RequestMetrics, registry=metrics)
+    return app

@@ -1,0 +1,9 @@
+"""Every table's model; importing this package registers them all on ``Base.metadata``."""
+
+from tidings.db.models.contacts import Contact, ContactLabel
+from tidings.db.models.tenancy import ApiKey, Membership, Tenant, User
+from tidings.db.models.tenant_tags import TenantTag
+from tidings.db.models.wallet import Wallet, WalletEntry
+
+__all__ = ["ApiKey", "Contact", "ContactLabel", "Membership", "Tenant", "TenantTag", "User",
+           "Wallet", "WalletEntry"]

@@ -1,0 +1,31 @@
+"""Phone numbers to E.164, with the tenant's default region for numbers written locally."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+
+class InvalidPhone(ValueError):
+    """The text is not a valid phone number for the given region."""
+
+
+def to_e164(text: str, default_region: str) -> str:
+    """Normalise ``text`` (``"+44 20 7946 0958"``, ``"020 7946 0958"`` with region GB) to E.164.
+
+    Raises ``InvalidPhone`` when it cannot be parsed or is not a valid number.
+    """
+    raw = text.strip()
+    if not raw or len(raw) > 32:
+        raise InvalidPhone("not a valid phone number")
+    try:
+        number = phonenumbers.parse(raw, default_region.upper())
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone("not a valid phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_region(code: str) -> bool:
+    """Whether ``code`` is a region phonenumbers knows (ISO 3166-1 alpha-2, e.g. ``"IN"``)."""
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS

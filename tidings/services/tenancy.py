@@ -1,0 +1,110 @@
+"""Tenants, users and memberships: creating a tenant with its owner, adding users, looking up
+who may act in which tenant."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.models import Membership, Tenant, User, Wallet
+from tidings.domain.ids import new_id
+from tidings.domain.passwords import hash_password, password_problem
+from tidings.domain.phone import is_region
+from tidings.domain.roles import Role
+from tidings.errors import Conflict, InvalidInput, NotFound
+
+ACTIVE = "active"
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class NewTenant:
+    tenant: Tenant
+    owner: User
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(User.email == normalise_email(email)))
+    return result.scalar_one_or_none()
+
+
+async def create_user(session: AsyncSession, *, email: str, password: str | None,
+                      name: str | None, now: datetime) -> User:
+    """A new user; ``Conflict(duplicate_email)`` when the email is taken. No password = invited."""
+    if await find_user_by_email(session, email) is not None:
+        raise Conflict(f"a user with email {normalise_email(email)} already exists",
+                       "duplicate_email")
+    password_hash = None
+    if password is not None:
+        if problem := password_problem(password):
+            raise InvalidInput.for_field("password", problem)
+        password_hash = await asyncio.to_thread(hash_password, password)
+    user = User(id=new_id(), email=normalise_email(email), name=name,
+                password_hash=password_hash, created_at=now)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def add_membership(session: AsyncSession, *, tenant_id: str, user_id: str, role: Role,
+                         now: datetime, status: str = ACTIVE) -> Membership:
+    existing = await session.execute(select(Membership).where(
+        Membership.tenant_id == tenant_id, Membership.user_id == user_id))
+    if existing.scalar_one_or_none() is not None:
+        raise Conflict("the user is already a member of this tenant", "already_member")
+    membership = Membership(id=new_id(), tenant_id=tenant_id, user_id=user_id, role=role.value,
+                            status=status, created_at=now,
+                            accepted_at=now if status == ACTIVE else None)
+    session.add(membership)
+    await session.flush()
+    return membership
+
+
+async def create_tenant(session: AsyncSession, *, name: str, owner_email: str,
+                        owner_password: str, region: str, currency: str,
+                        now: datetime) -> NewTenant:
+    """A tenant, its owner (a new user), and its empty wallet, in the caller's transaction."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput.for_field("name", "must be 1 to 200 characters")
+    if not is_region(region):
+        raise InvalidInput.for_field("region", f"unknown region {region!r}")
+    tenant = Tenant(id=new_id(), name=name, default_region=region.upper(), created_at=now)
+    session.add(tenant)
+    await session.flush()
+    owner = await create_user(session, email=owner_email, password=owner_password, name=None,
+                              now=now)
+    await add_membership(session, tenant_id=tenant.id, user_id=owner.id, role=Role.OWNER, now=now)
+    session.add(Wallet(tenant_id=tenant.id, currency=currency, balance_minor=0, updated_at=now))
+    await session.flush()
+    return NewTenant(tenant, owner)
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found", "tenant_not_found")
+    return tenant
+
+
+async def count_tenants(session: AsyncSession) -> int:
+    result = await session.execute(select(Tenant.id).limit(1))
+    return len(result.all())
+
+
+async def active_membership(session: AsyncSession, user_id: str,
+                            tenant_id: str | None) -> Membership | None:
+    """The user's active membership in ``tenant_id``, or in their first tenant when None."""
+    query = select(Membership).where(Membership.user_id == user_id, Membership.status == ACTIVE)
+    if tenant_id is not None:
+        query = query.where(Membership.tenant_id == tenant_id)
+    result = await session.execute(query.order_by(Membership.created_at, Membership.id).limit(1))
+    return result.scalar_one_or_none()
