@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,16 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+def valid_email(text: str, field: str = "email") -> str:
+    """``text`` as a syntactically valid address, normalised (lowercased) the way users are
+    stored; ``InvalidInput`` naming ``field`` otherwise. Nothing is looked up in DNS."""
+    try:
+        checked = validate_email(text.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput.for_field(field, str(exc)) from exc
+    return normalise_email(checked.normalized)
+
+
 async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.execute(select(User).where(User.email == normalise_email(email)))
     return result.scalar_one_or_none()
@@ -38,7 +49,9 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def create_user(session: AsyncSession, *, email: str, password: str | None,
                       name: str | None, now: datetime) -> User:
-    """A new user; ``Conflict(duplicate_email)`` when the email is taken. No password = invited."""
+    """A new user; ``InvalidInput`` for a malformed email, ``Conflict(duplicate_email)`` when it
+    is taken. No password means invited: the user sets one on accepting."""
+    email = valid_email(email)
     if await find_user_by_email(session, email) is not None:
         raise Conflict(f"a user with email {normalise_email(email)} already exists",
                        "duplicate_email")
@@ -86,6 +99,12 @@ async def create_tenant(session: AsyncSession, *, name: str, owner_email: str,
     session.add(Wallet(tenant_id=tenant.id, currency=currency, balance_minor=0, updated_at=now))
     await session.flush()
     return NewTenant(tenant, owner)
+
+
+async def list_tenants(session: AsyncSession) -> list[Tenant]:
+    """Every tenant, oldest first (an operator's view: the CLI)."""
+    result = await session.execute(select(Tenant).order_by(Tenant.created_at, Tenant.id))
+    return list(result.scalars())
 
 
 async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
