@@ -14,6 +14,7 @@ from tidings import __version__
 from tidings.api import ops
 from tidings.api.errors import install_error_handlers
 from tidings.api.native import router as native_router
+from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.domain.clock import Clock, utc_now
 from tidings.pipeline.workers import WorkerSet
@@ -30,9 +31,9 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         own_runtime = runtime is None
         app.state.runtime = runtime or Runtime.build(settings, clock, metrics)
         workers = WorkerSet(app.state.runtime) if run_workers else None
-        if workers is not None:
-            await workers.start()
         try:
+            if workers is not None:
+                await workers.start()  # NodeLockBusy when another process has the workers
             yield
         finally:
             if workers is not None:
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
                   description="Self-hosted, multi-tenant messaging gateway.")
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(ops.router)
     app.include_router(native_router)
     app.add_middleware(ops.RequestMetrics, registry=metrics)

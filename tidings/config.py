@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 PROVIDER_URL_PREFIX = "TIDINGS_PROVIDER_URL_"
+DATABASE_URL_PREFIXES = ("sqlite+aiosqlite:", "postgresql+asyncpg:")
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                  "h": 3600, "hour": 3600}
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     port: int = 8000
     var_dir: Path = Path("./var")
     api_rate_limit: str = "6000/min"
+    login_rate_limit: str = "10/min"
     access_token_ttl_seconds: int = Field(default=900, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
@@ -53,7 +55,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     provider_urls: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("api_rate_limit")
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(DATABASE_URL_PREFIXES):
+            raise ValueError("must start with sqlite+aiosqlite:/// (embedded) or "
+                             "postgresql+asyncpg:// (production)")
+        return value
+
+    @field_validator("api_rate_limit", "login_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         parse_rate(value)
@@ -75,10 +85,6 @@ class Settings(BaseSettings):
         settings = cls(**{"provider_urls": provider_urls, **overrides})  # type: ignore[arg-type]
         settings.secret_key = settings.secret_key or settings._stored_secret_key()
         return settings
-
-    @property
-    def api_rate(self) -> tuple[int, int]:
-        return parse_rate(self.api_rate_limit)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,45 +1,72 @@
-"""The background workers of one process: periodic jobs run by a small scheduler.
+"""The background workers of one process: for now a scheduler of periodic jobs
+(``pipeline.jobs``); the dispatcher and the callback sender join it with the pipeline.
 
-``WorkerSet.start()`` launches them as asyncio tasks; ``stop()`` cancels them and waits. Later
-issues add the dispatcher and the callback sender here.
+``tidings serve`` runs a ``WorkerSet`` inside the app's lifespan (unless ``--no-workers``);
+``tidings worker`` runs one on its own. On SQLite, one worker set per database file: ``start()``
+takes the node lock (``pipeline.node_lock``) first and raises ``NodeLockBusy`` when another
+process holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 
+from tidings.pipeline.jobs import Job, PeriodicJob, default_jobs
+from tidings.pipeline.node_lock import NodeLock
 from tidings.runtime import Runtime
+
+__all__ = ["Job", "PeriodicJob", "WorkerSet"]
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Runtime], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class PeriodicJob:
-    name: str
-    every_seconds: float
-    run: Job
-
 
 class WorkerSet:
-    def __init__(self, runtime: Runtime, jobs: list[PeriodicJob] | None = None) -> None:
+    """Runs ``jobs`` (``default_jobs()`` when None) for ``runtime``.
+
+    ``start()``: takes the node lock (SQLite only; ``NodeLockBusy`` when taken, and then nothing
+    runs), then starts one task per job that runs it at once and then every ``every_seconds``; a
+    run that raises is logged and the job runs again next period. ``stop()``: cancels the tasks,
+    waits for them (a cancelled job's transaction rolls back) and releases the lock. Both are
+    safe to call twice.
+    """
+
+    def __init__(self, runtime: Runtime, jobs: Sequence[PeriodicJob] | None = None) -> None:
         self._runtime = runtime
-        self._jobs = jobs if jobs is not None else []
+        self._jobs = list(jobs) if jobs is not None else default_jobs()
+        self._lock = NodeLock.for_database(runtime.settings.database_url)
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+
+    @property
+    def jobs(self) -> list[PeriodicJob]:
+        return list(self._jobs)
+
+    @property
+    def running(self) -> bool:
+        return self._running
 
     async def start(self) -> None:
+        if self._running:
+            return
+        if self._lock is not None:
+            self._lock.acquire()
+        self._running = True
         for job in self._jobs:
             self._tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
+        log.info("workers started: %s", ", ".join(job.name for job in self._jobs) or "no jobs")
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._lock is not None:
+            self._lock.release()
+        if self._running:
+            log.info("workers stopped")
+        self._running = False
 
     async def _loop(self, job: PeriodicJob) -> None:
         while True:

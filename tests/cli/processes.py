@@ -1,0 +1,81 @@
+"""Running the installed ``tidings`` script as a real process, as an operator would: a clean
+``TIDINGS_*`` environment, a free port, output to files (no pipe to fill up), polling with
+deadlines instead of sleeping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+TIDINGS = Path(sys.executable).parent / "tidings"
+POLL_SECONDS = 0.05
+
+
+def tidings_script() -> Path:
+    if not TIDINGS.exists():
+        pytest.fail(f"{TIDINGS} is missing: install the project (make install)")
+    return TIDINGS
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_env(**tidings: str) -> dict[str, str]:
+    """This process's environment without any ``TIDINGS_*`` variable, plus ``tidings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    return {**env, **tidings}
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline_seconds: float = 30.0,
+               process: subprocess.Popen[bytes] | None = None,
+               log: Path | None = None) -> None:
+    """Poll ``condition`` until it holds; fail after the deadline or when ``process`` exits."""
+    deadline = time.monotonic() + deadline_seconds
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"process exited ({process.returncode}) before {what}:\n"
+                        f"{log.read_text() if log else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}:\n{log.read_text() if log else ''}")
+        time.sleep(POLL_SECONDS)
+
+
+@contextmanager
+def running(args: list[str], *, cwd: Path, env: dict[str, str],
+            stderr: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``tidings <args>`` as a background process with its stdout and stderr in
+    ``stderr``'s directory; always killed when the block ends."""
+    with (stderr.with_suffix(".stdout").open("wb") as out, stderr.open("wb") as err):
+        process = subprocess.Popen([str(tidings_script()), *args], cwd=cwd, env=env,
+                                   stdout=out, stderr=err)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)
+
+
+def run_tidings(args: list[str], *, cwd: Path, env: dict[str, str],
+                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tidings_script()), *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def exits_within(process: subprocess.Popen[bytes], seconds: float) -> int:
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the process did not exit within {seconds}s")

@@ -1,0 +1,202 @@
+"""``tidings serve``, ``tidings worker`` and ``tidings migrate``: running Tidings.
+
+Both ``serve`` and ``worker`` apply pending migrations first and stop cleanly, exiting 0, on
+SIGTERM or Ctrl+C (SIGINT). On SQLite only one process may run the workers of a database file
+(``pipeline.node_lock``): a second ``worker``, or a second ``serve`` without ``--no-workers``,
+refuses to start and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from tidings.cli.common import emit, fail, load_settings, open_database, run, shown_url
+from tidings.config import Settings
+from tidings.logging_setup import parse_level
+from tidings.pipeline.node_lock import NodeLock, NodeLockBusy
+from tidings.pipeline.workers import WorkerSet
+from tidings.runtime import Runtime
+from tidings.services.tenancy import count_tenants
+
+log = logging.getLogger("tidings.cli")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(
+        help="Interface to listen on (default: TIDINGS_HOST, else 127.0.0.1).",
+        show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on (default: TIDINGS_PORT, else 8000).", show_default=False)] = None,
+    no_workers: Annotated[bool, typer.Option(
+        "--no-workers", help="Serve the API only; run the workers elsewhere (`tidings worker`).",
+    )] = False,
+) -> None:
+    """Serve the HTTP API, with the background workers in the same process unless --no-workers.
+
+    Applies pending migrations first; on an empty database, prints how to create the first
+    tenant. Runs until SIGTERM or Ctrl+C, then finishes the requests in flight and exits 0.
+    """
+    settings = load_settings(host=host, port=port)
+    lock = NodeLock.for_database(settings.database_url)
+    if lock is not None and not no_workers:
+        try:
+            lock.ensure_free()  # a clear refusal now, rather than a failed app startup later
+        except NodeLockBusy as exc:
+            fail(str(exc))
+    if run(_prepare(settings)) == 0:
+        typer.echo(first_start_hint(_invoked_as(), _base_url(settings.host, settings.port)),
+                   err=True)
+    # Imported here so that the other commands do not load FastAPI.
+    from tidings.app import create_app
+
+    config = uvicorn.Config(create_app(settings, run_workers=not no_workers),
+                            host=settings.host, port=settings.port, lifespan="on",
+                            log_config=None, log_level=parse_level(settings.log_level))
+    server = uvicorn.Server(config)
+    try:
+        with _absorbing_stop_signals():
+            server.run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot listen
+        if exc.code:
+            fail("the server did not start (the reason is logged above)")
+        raise
+    if not server.started:
+        fail("the server did not start (the reason is logged above)")
+
+
+async def _prepare(settings: Settings) -> int:
+    """Apply pending migrations; answer how many tenants exist (0 or 1: only "any?" matters)."""
+    async with open_database(settings) as database, database.unit_of_work() as session:
+        if not database.applied:
+            log.info("database %s is up to date", shown_url(settings.database_url))
+        return await count_tenants(session)
+
+
+@contextmanager
+def _absorbing_stop_signals() -> Iterator[None]:
+    """uvicorn handles SIGTERM/SIGINT itself and, after shutting down gracefully, raises the
+    signal again so that the handler it found runs. The handlers installed here are what it
+    finds: they do nothing, so a clean stop exits 0 instead of dying by the signal."""
+
+    def absorb(signum: int, _frame: FrameType | None) -> None:
+        log.debug("signal %d received after shutdown", signum)
+
+    previous = {sig: signal.signal(sig, absorb) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def first_start_hint(program: str, base_url: str) -> str:
+    """What to do on an empty database: create a tenant, then call the API."""
+    return f"""
+No tenant yet. Create the first one (in another terminal, from this directory):
+
+  {program} tenant create --name "Acme" --email you@example.com --password 'a long password'
+
+It prints the tenant's id and an owner API key (jc_live_...), shown once. Use the key as a
+bearer token:
+
+  curl {base_url}/tenants/roles/ -H "Authorization: Bearer jc_live_..."
+
+or log in with the email and password for a short-lived access token (JWT):
+
+  curl -X POST {base_url}/token/ -H 'Content-Type: application/json' \\
+       -d '{{"email": "you@example.com", "password": "a long password"}}'
+
+API documentation: {base_url}/docs
+"""
+
+
+def _invoked_as() -> str:
+    """How the operator ran this program, to repeat in hints: relative to the working directory
+    when inside it (``.venv/bin/tidings``), else ``tidings`` when that is what PATH finds."""
+    path = Path(sys.argv[0] if sys.argv else "tidings")
+    if path.name != "tidings":
+        return "tidings"
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        on_path = shutil.which("tidings")
+        return "tidings" if on_path and Path(on_path).resolve() == resolved else str(path)
+
+
+def _base_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def worker() -> None:
+    """Run the background workers without the API, until SIGTERM or Ctrl+C (then exit 0).
+
+    Applies pending migrations first. On SQLite, refuses to start (exit 1) while another process
+    runs the workers for the same database file.
+    """
+    settings = load_settings()
+    run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    await _migrate(settings)
+    runtime = Runtime.build(settings)
+    workers = WorkerSet(runtime)
+    try:
+        await workers.start()
+        with _stop_signals() as stop:
+            log.info("workers running against %s; stop with SIGTERM or Ctrl+C",
+                     shown_url(settings.database_url))
+            await stop.wait()
+    finally:
+        await workers.stop()
+        await runtime.close()
+
+
+@contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs (installed before the workers
+    announce themselves, so that a signal sent on seeing that line is never missed)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+def migrate() -> None:
+    """Apply pending database migrations and say which (serve and worker also do this)."""
+    settings = load_settings()
+    applied = run(_migrate(settings))
+    url = shown_url(settings.database_url)
+    if applied:
+        emit(f"Applied {len(applied)} migration(s) to {url}: {', '.join(applied)}")
+    else:
+        emit(f"The database {url} is up to date.")
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    async with open_database(settings) as database:
+        return database.applied
