@@ -92,8 +92,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(settings, clock)
-    runtime.monotonic = clock.monotonic
+    runtime = Runtime.build(settings, clock, monotonic=clock.monotonic)
     try:
         yield runtime
     finally:

@@ -137,3 +137,24 @@ async def test_unknown_route_answers_json_404(client: httpx.AsyncClient) -> None
     response = await client.get("/no-such-thing/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found", "code": "not_found"}
+
+
+async def test_repeated_logins_for_one_email_answer_429_past_the_login_limit(
+        client: httpx.AsyncClient, tenants: TenantFactory, runtime: Runtime) -> None:
+    tenant = await tenants.create()
+    attempts = [await client.post("/token/", json={"email": tenant.owner_email,
+                                                   "password": "guess number x"})
+                for _ in range(11)]
+    assert [r.status_code for r in attempts] == [401] * 10 + [429]
+    assert attempts[10].json()["code"] == "rate_limited"
+    assert int(attempts[10].headers["Retry-After"]) >= 1
+
+
+async def test_the_login_limit_is_per_email(
+        client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    victim, other = await tenants.create(), await tenants.create()
+    for _ in range(10):
+        await client.post("/token/", json={"email": victim.owner_email, "password": "guess 123"})
+    response = await client.post("/token/", json={"email": other.owner_email,
+                                                  "password": other.password})
+    assert response.status_code == 200

@@ -57,7 +57,7 @@ async def get_principal(
     """The caller, after authentication and the tenant's API rate limit (429 when spent)."""
     principal = await authenticate(session, runtime.tokens, bearer_credential(authorization),
                                    x_tenant_id or None)
-    wait = runtime.api_buckets.try_take(principal.tenant_id, runtime.monotonic())
+    wait = await runtime.api_limiter.take(principal.tenant_id)
     if wait is not None:
         raise RateLimited(f"rate limit of {runtime.settings.api_rate_limit} exceeded",
                           retry_after_seconds(wait))
