@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from tidings import __version__
 from tidings.api import ops
+from tidings.api.body_limit import BodyLimit
 from tidings.api.errors import install_error_handlers
 from tidings.api.native import router as native_router
 from tidings.api.openapi import install_openapi
@@ -47,5 +48,6 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
     install_openapi(app)
     app.include_router(ops.router)
     app.include_router(native_router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ops.RequestMetrics, registry=metrics)
     return app

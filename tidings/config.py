@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("./var")
     api_rate_limit: str = "6000/min"
     login_rate_limit: str = "10/min"
+    max_request_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     access_token_ttl_seconds: int = Field(default=900, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)

@@ -6,6 +6,7 @@
     ├── Forbidden (403, forbidden)           the caller's role may not do this
     ├── NotFound (404, not_found)            absent, or another tenant's
     ├── Conflict (409, conflict)             duplicates: email, phone, name
+    ├── PayloadTooLarge (413, payload_too_large)  a request body over the configured limit
     └── RateLimited (429, rate_limited)      carries ``retry_after`` seconds
 
 Services raise these with a specific ``code`` (e.g. ``duplicate_phone``); clients match on it.
@@ -66,6 +67,11 @@ class NotFound(TidingsError):
 class Conflict(TidingsError):
     http_status = 409
     default_code = "conflict"
+
+
+class PayloadTooLarge(TidingsError):
+    http_status = 413
+    default_code = "payload_too_large"
 
 
 class RateLimited(TidingsError):

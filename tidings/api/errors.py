@@ -56,8 +56,11 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return error_response(400, detail or "invalid request", "invalid", errors)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, TidingsError):
+        # FastAPI wraps errors raised while reading the body (e.g. PayloadTooLarge) in a 400.
+        return await _on_tidings_error(request, exc.__cause__)
     code = _STATUS_CODES.get(exc.status_code, "error")
     return error_response(exc.status_code, str(exc.detail), code, headers=exc.headers)
 
