@@ -14,22 +14,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.deps import RuntimeDep
+from tidings.db.session import database_problem
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="Liveness and database check")
 async def health(runtime: RuntimeDep) -> JSONResponse:
-    try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not healthy"; the reason is reported
-        return JSONResponse({"status": "unavailable", "database": type(exc).__name__},
-                            status_code=503)
+    problem = await database_problem(runtime.engine)
+    if problem is not None:
+        return JSONResponse({"status": "unavailable", "database": problem}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
