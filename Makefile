@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck clean
+.PHONY: install run test lint typecheck bench clean
 
 install: $(BIN)/tidings
 
@@ -19,14 +19,17 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
-	$(BIN)/ruff check tidings tests
+	$(BIN)/ruff check tidings tests bench
 	$(BIN)/mypy
 
 lint: install
-	$(BIN)/ruff check tidings tests
+	$(BIN)/ruff check tidings tests bench
 
 typecheck: install
 	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/contact_import.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
