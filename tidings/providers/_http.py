@@ -1,0 +1,137 @@
+"""Shared wire helpers: an HTTP answer or a transport error to a send outcome, and redaction.
+
+Pure mapping, no I/O: a provider makes its own request with the client it is handed, then calls
+``outcome_from_response`` (or ``outcome_from_transport_error`` in its ``except``) with its own
+parser for a successful body. The HTTP part of the decision is the same for every provider::
+
+    answer                                   outcome
+    2xx                                      accepted(response): the provider's parser decides,
+                                             and may say Reject/Retry for a 200 with an error body
+    408, 429, 5xx                            Retry("http_<status>", body, Retry-After if given)
+    any other status (3xx, 4xx, ...)         Reject("http_<status>", body)
+    timeout (connect, read, write, pool)     Retry("timeout", exception type and message)
+    connect/read/write/proxy/protocol error  Retry("transport_error", exception type and message)
+    unsupported URL scheme, local protocol   Reject("unsendable", ...): the request never left and
+      error                                  never will, so the next account should have it
+
+Every reason is redacted (``redact``) and then cut to ``REASON_LIMIT`` characters, in that
+order, so a secret on the cut can't leave a prefix behind. Transport reasons lose any URL too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Final
+from urllib.parse import quote, quote_plus
+
+import httpx
+
+from tidings.domain.retry import parse_retry_after
+from tidings.providers.base import Accepted, Reject, Retry, SendOutcome
+
+REASON_LIMIT: Final = 500
+"""The longest reason kept from a provider's answer or an exception, in characters."""
+
+REDACTED: Final = "[redacted]"
+"""What a secret is replaced with."""
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``REDACTED``.
+
+    Each secret is looked for verbatim, percent-encoded (``quote(secret, safe="")``, as in a
+    query string or a URL path) and form-encoded (``quote_plus``). Longer forms are replaced
+    first, so a secret that contains another leaves no piece behind. Empty secrets are ignored;
+    with none, ``text`` comes back unchanged.
+    """
+    forms = {
+        form
+        for secret in secrets
+        if secret
+        for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""))
+    }
+    if not forms:
+        return text
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, REDACTED, text)
+
+
+def failure_from_response(
+    response: httpx.Response, *, now: datetime, secrets: Iterable[str] = ()
+) -> Retry | Reject | None:
+    """The outcome a non-2xx answer means by its status alone, or ``None`` for a 2xx.
+
+    408, 429 and 5xx are ``Retry`` with ``retry_after`` from the ``Retry-After`` header (seconds
+    or HTTP-date, read against ``now``; ``None`` when absent or unreadable). Every other non-2xx
+    is ``Reject``. The code is ``http_<status>``; the reason is the body, stripped, redacted and
+    cut to ``REASON_LIMIT`` (the reason phrase when the body is empty). For ``balance`` and
+    other queries as much as for sends. ``response`` must have been read (the client's
+    non-streaming methods read it); ``now`` must be timezone-aware (else ``ValueError``).
+    """
+    status = response.status_code
+    if response.is_success:
+        return None
+    code = f"http_{status}"
+    reason = _clean(response.text.strip() or response.reason_phrase, secrets)
+    if status in (408, 429) or 500 <= status <= 599:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        return Retry(code, reason, retry_after)
+    return Reject(code, reason)
+
+
+def outcome_from_response(
+    response: httpx.Response,
+    *,
+    now: datetime,
+    accepted: Callable[[httpx.Response], SendOutcome],
+    secrets: Iterable[str] = (),
+) -> SendOutcome:
+    """The outcome of a send whose request got an HTTP answer.
+
+    A 2xx answer goes to ``accepted``, the provider's parser of its success body, whose outcome
+    is returned as it is, except that the reason of a ``Retry`` or ``Reject`` it returns is
+    redacted and cut like any other. Any other status is mapped by ``failure_from_response``.
+    ``accepted`` should not raise: a 2xx body it cannot read is its own decision to make
+    (usually ``Reject``, since retrying may duplicate a message the provider took). ``secrets``
+    is normally ``account.secrets()``.
+    """
+    secrets = tuple(secrets)
+    failure = failure_from_response(response, now=now, secrets=secrets)
+    if failure is not None:
+        return failure
+    outcome = accepted(response)
+    if isinstance(outcome, Accepted):
+        return outcome
+    return replace(outcome, reason=_clean(outcome.reason, secrets))
+
+
+def outcome_from_transport_error(
+    exc: httpx.TransportError, secrets: Iterable[str] = ()
+) -> Retry | Reject:
+    """The outcome of a send whose request got no HTTP answer.
+
+    Timeouts (``httpx.TimeoutException``: connect, read, write, pool) are
+    ``Retry("timeout")``. An unsupported URL scheme (a misconfigured base URL) and a local
+    protocol error (a request httpx refuses to write) are ``Reject("unsendable")``: the request
+    never left and would not leave next time. Anything else (connect, read, write, proxy and
+    remote protocol errors) is ``Retry("transport_error")``. The reason is the exception's type
+    name and message with every URL replaced by ``[url]`` (URLs can carry credentials in their
+    user info or query) and ``secrets`` redacted. After a read timeout or a dropped connection
+    the provider may already have the message; see ``SmsProvider.send``.
+    """
+    message = _URL.sub("[url]", str(exc)).strip()
+    reason = _clean(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, secrets)
+    if isinstance(exc, httpx.TimeoutException):
+        return Retry("timeout", reason)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return Reject("unsendable", reason)
+    return Retry("transport_error", reason)
+
+
+def _clean(text: str, secrets: Iterable[str]) -> str:
+    return redact(text, secrets)[:REASON_LIMIT]
