@@ -110,34 +110,49 @@ async def invite_member(session: AsyncSession, *, tenant_id: str, inviter_role: 
     address = valid_email(email)
     token = new_one_time_token()
     expires_at = now + ttl
-    try:
-        # A savepoint, so that a concurrent invitation of the same email (a unique violation on
-        # users.email or on the membership) answers 409 instead of failing the transaction.
-        async with session.begin_nested():
-            user = await find_user_by_email(session, address)
-            membership = None
-            if user is None:
-                user = await create_user(session, email=address, password=None, name=None,
-                                         now=now)
-            else:
-                membership = await _find_membership(session, tenant_id, user.id)
-                if membership is not None and not _expired_invite(membership, now):
-                    raise Conflict(f"{address} is already a member of this tenant",
-                                   "already_member")
-            if membership is None:
-                membership = Membership(id=new_id(), tenant_id=tenant_id, user_id=user.id,
-                                        status=PENDING, role=role.value, created_at=now)
-                session.add(membership)
-            membership.role = role.value
-            membership.invite_token_hash = sha256_hex(token)
-            membership.invite_expires_at = expires_at
-            membership.invited_by = invited_by
-            membership.created_at = now
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"{address} was just invited by another request",
-                       "already_member") from exc
-    return Invitation(_member(membership, user), token, expires_at)
+    # A concurrent request may create this user or membership between our read and our write:
+    # the savepoint is rolled back and the invitation tried once more, when the second read
+    # sees what the other request committed and answers accordingly.
+    for attempt in (1, 2):
+        try:
+            async with session.begin_nested():
+                user, membership = await _write_invitation(
+                    session, tenant_id=tenant_id, address=address, role=role,
+                    invited_by=invited_by, token=token, expires_at=expires_at, now=now)
+            return Invitation(_member(membership, user), token, expires_at)
+        except (IntegrityError, Conflict) as exc:
+            lost_race = isinstance(exc, IntegrityError) or exc.code == "duplicate_email"
+            if not lost_race:
+                raise
+            if attempt == 2:
+                raise Conflict(f"{address} was just invited by another request",
+                               "already_member") from exc
+    raise AssertionError("unreachable")
+
+
+async def _write_invitation(session: AsyncSession, *, tenant_id: str, address: str, role: Role,
+                            invited_by: str | None, token: str, expires_at: datetime,
+                            now: datetime) -> tuple[User, Membership]:
+    """Create or renew the pending membership of ``address``; see ``invite_member``."""
+    user = await find_user_by_email(session, address)
+    membership = None
+    if user is None:
+        user = await create_user(session, email=address, password=None, name=None, now=now)
+    else:
+        membership = await _find_membership(session, tenant_id, user.id)
+        if membership is not None and not _expired_invite(membership, now):
+            raise Conflict(f"{address} is already a member of this tenant", "already_member")
+    if membership is None:
+        membership = Membership(id=new_id(), tenant_id=tenant_id, user_id=user.id,
+                                status=PENDING, role=role.value, created_at=now)
+        session.add(membership)
+    membership.role = role.value
+    membership.invite_token_hash = sha256_hex(token)
+    membership.invite_expires_at = expires_at
+    membership.invited_by = invited_by
+    membership.created_at = now
+    await session.flush()
+    return user, membership
 
 
 def _expired_invite(membership: Membership, now: datetime) -> bool:
