@@ -57,6 +57,19 @@ def may(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
 
 
+def may_issue_key(creator: Role, key_role: Role) -> bool:
+    """Whether ``creator`` may create or revoke an API key of ``key_role``: it needs
+    ``api_keys.manage``, and the key's role must be one it may grant (``may_grant``) or, so that
+    developers (who manage keys but not members) can make keys for their apps, a non-owner role
+    whose permissions ``creator`` all holds: a developer makes developer, agent and viewer keys.
+    """
+    if not may(creator, Permission.API_KEYS_MANAGE):
+        return False
+    if may_grant(creator, key_role):
+        return True
+    return key_role is not Role.OWNER and ROLE_PERMISSIONS[key_role] <= ROLE_PERMISSIONS[creator]
+
+
 def may_grant(granter: Role, granted: Role) -> bool:
     """Whether a member with ``granter`` may give someone ``granted`` (only owners make owners)."""
     if not may(granter, Permission.MEMBERS_MANAGE):

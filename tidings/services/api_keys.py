@@ -1,11 +1,7 @@
 """Tenants' API keys: created for a role and mode, shown once, stored as SHA-256, revocable.
 
-Who may make which key (``may_issue_key``): the caller needs ``api_keys.manage``; a key may carry
-any role the caller may grant to a member (``domain.roles.may_grant``: owners any role, admins
-any but owner) and, so that developers (who manage keys but not members) can make keys for their
-apps, any role other than owner whose permissions the caller all holds: a developer makes
-developer, agent and viewer keys. Revoking a key needs the same right over its role. The
-operator's CLI (``create_api_key``) is not bound by these rules.
+Who may make or revoke which key is ``domain.roles.may_issue_key``; the operator's CLI
+(``create_api_key``, ``revoke_api_key`` without an ``actor_role``) is not bound by it.
 """
 
 from __future__ import annotations
@@ -13,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.models import ApiKey
@@ -21,7 +17,7 @@ from tidings.db.repos.listing import fetch_page
 from tidings.db.repos.scoped import get_owned, owned_by
 from tidings.domain.ids import new_id
 from tidings.domain.keys import DISPLAY_PREFIX_LENGTH, KeyMode, new_api_key, sha256_hex
-from tidings.domain.roles import ROLE_PERMISSIONS, Permission, Role, may, may_grant
+from tidings.domain.roles import Role, may_issue_key
 from tidings.errors import Forbidden, InvalidInput, NotFound
 
 
@@ -47,17 +43,30 @@ async def create_api_key(session: AsyncSession, *, tenant_id: str, role: Role, m
     return IssuedKey(record, secret)
 
 
+def _tenant_keys(tenant_id: str) -> Select[ApiKey]:
+    """The tenant's keys, revoked ones included, oldest first."""
+    return owned_by(ApiKey, tenant_id).order_by(ApiKey.created_at, ApiKey.id)
+
+
 async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
-    result = await session.execute(owned_by(ApiKey, tenant_id).order_by(ApiKey.created_at))
+    result = await session.execute(_tenant_keys(tenant_id))
     return list(result.scalars())
 
 
-async def revoke_api_key(session: AsyncSession, *, tenant_id: str, key_id: str,
-                         now: datetime) -> ApiKey:
-    """Revoke a key of ``tenant_id`` (idempotent); ``NotFound`` for another tenant's key."""
+async def revoke_api_key(session: AsyncSession, *, tenant_id: str, key_id: str, now: datetime,
+                         actor_role: Role | None = None) -> ApiKey:
+    """Revoke a key of ``tenant_id`` (idempotent) and return it.
+
+    ``actor_role`` is the calling member's or key's role; None is the operator (the CLI).
+    Raises ``NotFound(api_key_not_found)`` for an absent or another tenant's key, then
+    ``Forbidden(permission_denied)`` when ``actor_role`` may not issue a key of that role.
+    """
     record = await get_owned(session, ApiKey, tenant_id, key_id)
     if record is None:
         raise NotFound(f"API key {key_id} not found", "api_key_not_found")
+    if actor_role is not None and not may_issue_key(actor_role, Role(record.role)):
+        raise Forbidden(f"role {actor_role.value} may not revoke a {record.role} key",
+                        "permission_denied")
     if record.revoked_at is None:
         record.revoked_at = now
     await session.flush()
@@ -69,16 +78,6 @@ async def find_live_key(session: AsyncSession, secret: str) -> ApiKey | None:
     result = await session.execute(
         select(ApiKey).where(ApiKey.key_hash == sha256_hex(secret), ApiKey.revoked_at.is_(None)))
     return result.scalar_one_or_none()
-
-
-def may_issue_key(creator: Role, key_role: Role) -> bool:
-    """Whether a caller with role ``creator`` may create or revoke a key of role ``key_role``
-    (the rule is in the module docstring)."""
-    if not may(creator, Permission.API_KEYS_MANAGE):
-        return False
-    if may_grant(creator, key_role):
-        return True
-    return key_role is not Role.OWNER and ROLE_PERMISSIONS[key_role] <= ROLE_PERMISSIONS[creator]
 
 
 async def issue_api_key(session: AsyncSession, *, tenant_id: str, creator_role: Role, role: Role,
@@ -97,19 +96,4 @@ async def issue_api_key(session: AsyncSession, *, tenant_id: str, creator_role: 
 async def list_api_keys_page(session: AsyncSession, tenant_id: str, *, limit: int,
                              offset: int) -> tuple[list[ApiKey], int]:
     """One page of the tenant's keys, revoked ones included, oldest first, and their count."""
-    query = owned_by(ApiKey, tenant_id).order_by(ApiKey.created_at, ApiKey.id)
-    return await fetch_page(session, query, limit=limit, offset=offset)
-
-
-async def revoke_api_key_as(session: AsyncSession, *, tenant_id: str, actor_role: Role,
-                            key_id: str, now: datetime) -> ApiKey:
-    """``revoke_api_key`` on behalf of a caller with ``actor_role``: ``NotFound
-    (api_key_not_found)`` for an absent or another tenant's key, then ``Forbidden
-    (permission_denied)`` when the caller may not issue a key of that key's role."""
-    record = await get_owned(session, ApiKey, tenant_id, key_id)
-    if record is None:
-        raise NotFound(f"API key {key_id} not found", "api_key_not_found")
-    if not may_issue_key(actor_role, Role(record.role)):
-        raise Forbidden(f"role {actor_role.value} may not revoke a {record.role} key",
-                        "permission_denied")
-    return await revoke_api_key(session, tenant_id=tenant_id, key_id=key_id, now=now)
+    return await fetch_page(session, _tenant_keys(tenant_id), limit=limit, offset=offset)

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.models import Contact
 from tidings.db.repos import contacts as repo
-from tidings.db.repos.contacts import SEGMENT, TAG, ContactFilters, Labels
+from tidings.db.repos.contacts import SEGMENT, TAG, Labels
+from tidings.db.repos.contacts import ContactFilters as ContactFilters  # the list filters
 from tidings.db.repos.listing import fetch_page
 from tidings.db.repos.scoped import get_owned
 from tidings.domain.ids import new_id

@@ -4,6 +4,7 @@ who may act in which tenant."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,12 +21,32 @@ from tidings.errors import Conflict, InvalidInput, NotFound
 
 ACTIVE = "active"
 PENDING = "pending"
+MAX_TENANT_NAME_LENGTH = 200
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class NewTenant:
     tenant: Tenant
     owner: User
+
+
+def checked_tenant_name(value: str) -> str:
+    """``value`` trimmed, if it can name a tenant; ``ValueError`` says why not."""
+    name = value.strip()
+    if not name or len(name) > MAX_TENANT_NAME_LENGTH:
+        raise ValueError(f"must be 1 to {MAX_TENANT_NAME_LENGTH} characters")
+    if CONTROL_CHARACTERS.search(name):
+        raise ValueError("must not contain control characters")
+    return name
+
+
+def checked_region(value: str) -> str:
+    """``value`` as an uppercase region phonenumbers knows; ``ValueError`` says why not."""
+    region = value.strip().upper()
+    if len(region) != 2 or not is_region(region):
+        raise ValueError(f"unknown region {value!r}: use an ISO 3166-1 alpha-2 code such as 'GB'")
+    return region
 
 
 def normalise_email(email: str) -> str:
@@ -85,12 +106,15 @@ async def create_tenant(session: AsyncSession, *, name: str, owner_email: str,
                         owner_password: str, region: str, currency: str,
                         now: datetime) -> NewTenant:
     """A tenant, its owner (a new user), and its empty wallet, in the caller's transaction."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput.for_field("name", "must be 1 to 200 characters")
-    if not is_region(region):
-        raise InvalidInput.for_field("region", f"unknown region {region!r}")
-    tenant = Tenant(id=new_id(), name=name, default_region=region.upper(), created_at=now)
+    try:
+        name = checked_tenant_name(name)
+    except ValueError as exc:
+        raise InvalidInput.for_field("name", str(exc)) from None
+    try:
+        region = checked_region(region)
+    except ValueError as exc:
+        raise InvalidInput.for_field("region", str(exc)) from None
+    tenant = Tenant(id=new_id(), name=name, default_region=region, created_at=now)
     session.add(tenant)
     await session.flush()
     owner = await create_user(session, email=owner_email, password=owner_password, name=None,

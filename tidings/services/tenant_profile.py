@@ -15,9 +15,14 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.models import Tenant
-from tidings.domain.phone import is_region
 from tidings.errors import FieldError, InvalidInput
-from tidings.services.tenancy import get_tenant, valid_email
+from tidings.services.tenancy import (
+    CONTROL_CHARACTERS,
+    checked_region,
+    checked_tenant_name,
+    get_tenant,
+    valid_email,
+)
 
 BRANDING_FIELDS = ("custom_domain", "logo_url", "email_sender")
 SETTINGS_FIELDS = ("name", "default_region")
@@ -26,11 +31,9 @@ MAX_DOMAIN_LENGTH = 253
 MAX_URL_LENGTH = 2000
 MAX_SENDER_LENGTH = 320
 MAX_SENDER_NAME_LENGTH = 200
-MAX_TENANT_NAME_LENGTH = 200
 
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SENDER_RE = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 _Checker = Callable[[str], str]  # a value in, the cleaned value out; ValueError says why not
 
@@ -97,7 +100,7 @@ async def update_settings(session: AsyncSession, tenant_id: str,
     phonenumbers knows (stored uppercased); it only affects numbers normalised from now on.
     Raises ``InvalidInput`` listing every bad field; nothing is changed then.
     """
-    cleaned = _check(changes, {"name": _tenant_name, "default_region": _region},
+    cleaned = _check(changes, {"name": checked_tenant_name, "default_region": checked_region},
                      nullable=False)
     tenant = await get_tenant(session, tenant_id)
     for name, value in cleaned.items():
@@ -161,7 +164,7 @@ def _logo_url(value: str) -> str:
         raise ValueError("must not be empty; send null to clear it")
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() for ch in url) or _CONTROL_RE.search(url):
+    if any(ch.isspace() for ch in url) or CONTROL_CHARACTERS.search(url):
         raise ValueError("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
@@ -182,7 +185,7 @@ def _email_sender(value: str) -> str:
         raise ValueError("must not be empty; send null to clear it")
     if len(text) > MAX_SENDER_LENGTH:
         raise ValueError(f"must be at most {MAX_SENDER_LENGTH} characters")
-    if _CONTROL_RE.search(text):
+    if CONTROL_CHARACTERS.search(text):
         raise ValueError("must not contain control characters")
     match = _SENDER_RE.match(text)
     display, address = (match.group("name").strip(), match.group("address")) if match \
@@ -198,19 +201,3 @@ def _email_sender(value: str) -> str:
     if len(sender) > MAX_SENDER_LENGTH:
         raise ValueError(f"must be at most {MAX_SENDER_LENGTH} characters")
     return sender
-
-
-def _tenant_name(value: str) -> str:
-    name = value.strip()
-    if not name or len(name) > MAX_TENANT_NAME_LENGTH:
-        raise ValueError(f"must be 1 to {MAX_TENANT_NAME_LENGTH} characters")
-    if _CONTROL_RE.search(name):
-        raise ValueError("must not contain control characters")
-    return name
-
-
-def _region(value: str) -> str:
-    region = value.strip().upper()
-    if len(region) != 2 or not is_region(region):
-        raise ValueError(f"unknown region {value!r}: use an ISO 3166-1 alpha-2 code such as 'GB'")
-    return region

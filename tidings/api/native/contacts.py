@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field, field_validator
 from tidings.api.deps import DbSession, Reader, RuntimeDep, requires
 from tidings.api.pagination import Pagination
 from tidings.api.schemas import ErrorBody, Page, RequestBody
-from tidings.db.repos.contacts import ContactFilters
 from tidings.domain.roles import Permission
 from tidings.services import contact_import, contacts
 from tidings.services.auth import Principal
@@ -21,7 +20,9 @@ from tidings.services.contacts import (
     MAX_LABEL_LENGTH,
     MAX_LABELS,
     MAX_NAME_LENGTH,
+    AttributeValue,
     ContactChanges,
+    ContactFilters,
     ContactView,
 )
 
@@ -35,7 +36,6 @@ ATTRIBUTE_FILTER_PREFIX = "attr."
 MAX_PHONE_INPUT_LENGTH = 64
 MAX_SEARCH_LENGTH = 200
 
-AttributeValue = str | int | float | bool | None
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_LENGTH)]
 LabelList = Annotated[list[Label], Field(max_length=MAX_LABELS)]
 _ATTRIBUTES_HELP = ("Custom attributes: names of 1 to 64 characters of A-Z a-z 0-9 _ . -, values "

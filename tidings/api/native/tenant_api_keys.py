@@ -73,6 +73,6 @@ async def create_key(body: ApiKeyCreate, caller: KeysManager, session: DbSession
                responses={404: {"model": ErrorBody}})
 async def revoke_key(key_id: str, caller: KeysManager, session: DbSession,
                      runtime: RuntimeDep) -> Response:
-    await api_keys.revoke_api_key_as(session, tenant_id=caller.tenant_id, actor_role=caller.role,
-                                     key_id=key_id, now=runtime.clock())
+    await api_keys.revoke_api_key(session, tenant_id=caller.tenant_id, actor_role=caller.role,
+                                  key_id=key_id, now=runtime.clock())
     return Response(status_code=204)

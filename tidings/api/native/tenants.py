@@ -16,6 +16,7 @@ from tidings.api.schemas import ErrorBody, RequestBody
 from tidings.domain.roles import ROLE_DESCRIPTIONS, ROLE_PERMISSIONS, Permission, Role
 from tidings.services import onboarding, tenant_profile, wallet
 from tidings.services.auth import Principal
+from tidings.services.tenancy import MAX_TENANT_NAME_LENGTH
 from tidings.services.tenant_profile import Branding
 
 router = APIRouter(prefix="/tenants", tags=["tenants"],
@@ -103,7 +104,7 @@ class TenantSettingsPatch(RequestBody):
     """Only the fields sent change; neither may be null."""
 
     name: str | None = Field(default=None, min_length=1,
-                             max_length=tenant_profile.MAX_TENANT_NAME_LENGTH)
+                             max_length=MAX_TENANT_NAME_LENGTH)
     default_region: str | None = Field(default=None, min_length=2, max_length=2,
                                        description="ISO 3166-1 alpha-2, e.g. 'IN'.")
 
