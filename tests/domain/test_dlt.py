@@ -12,6 +12,7 @@ from tidings.domain.dlt import (
     TEMPLATE_MAX_CHARS,
     VAR_MAX_CHARS,
     dlt_problem,
+    extract_variables,
     matches_template,
     requires_dlt,
     sender_id_problem,
@@ -267,3 +268,98 @@ def test_matcher_agrees_with_a_backtracking_regex_on_random_short_inputs() -> No
             continue
         text = "".join(rng.choice("ab \n") for _ in range(rng.randint(0, 40)))
         assert matches_template(text, template) is _reference(text, template), (template, text)
+
+
+@pytest.mark.parametrize(("template", "text", "values"), [
+    pytest.param(OTP, "Your OTP is 482913. Do not share it. - ACME", ("482913",),
+                 id="one-variable"),
+    pytest.param(f"Hi {V}, order {V} of Rs {V} is confirmed. - ACME",
+                 "Hi Asha, order A-1029 of Rs 1,499.00 is confirmed. - ACME",
+                 ("Asha", "A-1029", "1,499.00"), id="several-variables-in-order"),
+    pytest.param(OTP, "Your OTP is . Do not share it. - ACME", ("",), id="empty-variable"),
+    pytest.param(f"{V} - ACME", f"{FULL} - ACME", (FULL,), id="variable-at-start-30-chars"),
+    pytest.param(f"Code: {V}", "Code: a b\nc", ("a b\nc",), id="variable-at-end-with-line-break"),
+    pytest.param("Welcome to ACME.", "Welcome to ACME.", (), id="no-placeholders"),
+    pytest.param("Your OTP is {#VAR#}. - ACME", "Your OTP is 9876. - ACME", ("9876",),
+                 id="placeholder-any-case"),
+    pytest.param(f"Hi {V}, bye - ACME", "Hi a, b, bye - ACME", ("a, b",),
+                 id="literal-inside-value-is-part-of-it"),
+    pytest.param(f"{V}, {V} - ACME", "a, b, c - ACME", ("a", "b, c"),
+                 id="ambiguous-split-gives-the-earlier-variable-the-shortest-value"),
+    pytest.param(f"Track: {V}{V}{V} - ACME", f"Track: {'u' * 40} - ACME",
+                 ("u" * 30, "u" * 10, ""), id="adjacent-placeholders-fill-first-one-first"),
+    pytest.param(f"Track: {V}{V} - ACME", f"Track: {'u' * 60} - ACME", ("u" * 30, "u" * 30),
+                 id="adjacent-placeholders-full"),
+    pytest.param(f"Dear {V},\r\nbye - ACME", "Dear Ravi,\r\nbye - ACME", ("Ravi",),
+                 id="crlf-in-literal"),
+    pytest.param(f"Note: {V} - ACME", "Note: a\r\nb - ACME", ("a\nb",),
+                 id="crlf-in-value-comes-back-as-lf"),
+    pytest.param(f"आपका OTP {V} है। - ACME", "आपका OTP ४५६७८९ है। - ACME", ("४५६७८९",),
+                 id="hindi"),
+    pytest.param(f"Code {V}", "Code {#var#}", ("{#var#}",), id="value-that-looks-like-a-marker"),
+    pytest.param(OTP, f"Your OTP is {OVER}. Do not share it. - ACME", None,
+                 id="variable-too-long-is-no-match"),
+    pytest.param(OTP, "Your OTP is 1. - ACME", None, id="literal-missing-is-no-match"),
+    pytest.param("Your OTP is {#var}. - ACME", "Your OTP is {#var}. - ACME", None,
+                 id="malformed-template-is-no-match"),
+])
+def test_extract_variables(template: str, text: str, values: tuple[str, ...] | None) -> None:
+    assert extract_variables(text, template) == values
+
+
+def test_extract_variables_on_a_near_miss_with_many_placeholders_is_fast() -> None:
+    template = "a" + f"{V}a" * 240 + "b"
+    assert extract_variables("a" * 7000 + "c", template) is None
+    values = extract_variables("a" * 7000 + "b", template)
+    assert values is not None
+    assert len(values) == 240
+    assert "a" + "a".join(values) + "a" + "b" == "a" * 7000 + "b"
+
+
+def _reference_extract(text: str, template: str) -> tuple[str, ...] | None:
+    """A lazy backtracking regex with one group per run of adjacent placeholders, each run's
+    value then dealt out 30 characters at a time: fine for short inputs, obviously right."""
+    text = text.replace("\r\n", "\n")
+    pieces = re.split(r"((?:\{#var#\})+)", template.replace("\r\n", "\n"), flags=re.IGNORECASE)
+    counts = [len(run) // len(V) for run in pieces[1::2]]
+    pattern = "".join(
+        re.escape(piece) if index % 2 == 0 else f"(.{{0,{VAR_MAX_CHARS * counts[index // 2]}}}?)"
+        for index, piece in enumerate(pieces)
+    )
+    found = re.fullmatch(pattern, text, re.DOTALL)
+    if found is None:
+        return None
+    return tuple(
+        value[start:start + VAR_MAX_CHARS]
+        for value, count in zip(found.groups(), counts, strict=True)
+        for start in range(0, count * VAR_MAX_CHARS, VAR_MAX_CHARS)
+    )
+
+
+def _fill(template: str, values: list[str] | tuple[str, ...]) -> str:
+    pieces = re.split(r"\{#var#\}", template)
+    filled = zip(values, pieces[1:], strict=True)
+    return pieces[0] + "".join(value + piece for value, piece in filled)
+
+
+def test_extract_variables_agrees_with_a_backtracking_regex_on_random_short_inputs() -> None:
+    rng = random.Random(20240606)
+    matched = 0
+    for _ in range(3000):
+        template = "".join(rng.choice(["a", "b", " ", "\n", V]) for _ in range(rng.randint(1, 6)))
+        if template_problem(template) is not None:
+            continue
+        if rng.random() < 0.5:  # an instance of the template, often splittable several ways
+            fillers = ["".join(rng.choice("ab \n") for _ in range(rng.randint(0, 34)))
+                       for _ in range(template.count(V))]
+            text = _fill(template, fillers)
+        else:
+            text = "".join(rng.choice("ab \n") for _ in range(rng.randint(0, 70)))
+        values = extract_variables(text, template)
+        assert values == _reference_extract(text, template), (template, text)
+        assert (values is not None) is matches_template(text, template), (template, text)
+        if values is not None:
+            matched += 1
+            assert _fill(template, values) == text, (template, text)
+            assert all(len(value) <= VAR_MAX_CHARS for value in values), (template, text)
+    assert matched > 500

@@ -114,6 +114,46 @@ def matches_template(text: str, template_body: str) -> bool:
     return _matches(_normalise(text), compiled.parts)
 
 
+def extract_variables(text: str, template_body: str) -> tuple[str, ...] | None:
+    """The values that fill the ``{#var#}`` placeholders of ``template_body`` in ``text``, one per
+    placeholder in order, when ``matches_template(text, template_body)``; ``None`` otherwise.
+
+    For providers that send a stored template plus its variables instead of the text. Values
+    are cut from ``text`` as matching reads it, CRLF as LF. When a text can be split more than
+    one way (a literal that also occurs inside a value), each run of placeholders takes the
+    shortest value that still lets the rest match, leftmost run first, as a lazy regular
+    expression would. A run of adjacent placeholders (``{#var#}{#var#}``) shares its value out
+    ``VAR_MAX_CHARS`` characters at a time, first placeholder first, so later ones may be empty.
+    Substituting the values back into the template gives the text again. Same cost as
+    ``matches_template``, whatever the input: no backtracking.
+    """
+    compiled = _parse(template_body)
+    if compiled.problem is not None:
+        return None
+    normalised = _normalise(text)
+    parts = compiled.parts
+    tails = _tails(normalised, parts)
+    if not tails[0] & 1:
+        return None
+    values: list[str] = []
+    position = 0
+    for index, part in enumerate(parts):
+        if isinstance(part, str):
+            position += len(part)
+            continue
+        # The shortest run value after which the remaining parts still match: the lowest bit
+        # of tails[index + 1] within reach. One exists, since tails[index] holds ``position``.
+        window = (tails[index + 1] >> position) & ((1 << (part + 1)) - 1)
+        length = (window & -window).bit_length() - 1
+        run = normalised[position:position + length]
+        values.extend(
+            run[start:start + VAR_MAX_CHARS]
+            for start in range(0, part, VAR_MAX_CHARS)
+        )
+        position += length
+    return tuple(values)
+
+
 def requires_dlt(phone_e164: str) -> bool:
     """Whether a send to ``phone_e164`` (E.164, e.g. ``"+919876543210"``) falls under India's
     DLT rules: true exactly when it starts with ``+91``. Country codes are prefix-free, so no
@@ -232,6 +272,37 @@ def _matches(text: str, parts: tuple[str | int, ...]) -> bool:
         if not reachable:
             return False
     return bool(reachable >> end & 1)
+
+
+def _tails(text: str, parts: tuple[str | int, ...]) -> list[int]:
+    """The matcher run backwards: bit ``p`` of ``tails[i]`` is set when ``parts[i:]`` match
+    ``text[p:]`` exactly; ``tails[len(parts)]`` is the end of the text alone."""
+    tails = [0] * (len(parts) + 1)
+    tails[-1] = 1 << len(text)
+    occurrences: dict[str, int] = {}
+    for index in range(len(parts) - 1, -1, -1):
+        part = parts[index]
+        after = tails[index + 1]
+        if isinstance(part, int):
+            tails[index] = _narrow(after, part)
+        else:
+            if part not in occurrences:
+                occurrences[part] = _occurrences(text, part)
+            tails[index] = occurrences[part] & (after >> len(part))
+        if not tails[index]:
+            break
+    return tails
+
+
+def _narrow(reachable: int, most: int) -> int:
+    """Every position of ``reachable`` moved back by 0 to ``most`` characters (positions below
+    0 fall away): ``_widen`` in the other direction."""
+    span = 1
+    while span <= most:
+        step = min(span, most + 1 - span)
+        reachable |= reachable >> step
+        span += step
+    return reachable
 
 
 def _widen(reachable: int, most: int) -> int:

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Final
 from urllib.parse import quote, quote_plus
 
@@ -49,6 +50,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     first, so a secret that contains another leaves no piece behind. Empty secrets are ignored;
     with none, ``text`` comes back unchanged.
     """
+    pattern = _secrets_pattern(tuple(secrets))
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+@lru_cache(maxsize=4096)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The pattern ``redact`` uses for ``secrets``, built once per set of secrets (a send
+    redacts several strings with the same account's secrets)."""
     forms = {
         form
         for secret in secrets
@@ -56,9 +65,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""))
     }
     if not forms:
-        return text
-    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    return re.sub(pattern, REDACTED, text)
+        return None
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
 
 
 def failure_from_response(

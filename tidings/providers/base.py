@@ -121,6 +121,9 @@ class OutboundSms:
     give the provider for this message's delivery reports where it takes one per message,
     ``None`` when reports are configured per account or not wanted. ``idempotency_key`` is stable
     across attempts of this message; a provider that supports idempotency sends it.
+    ``template_variables`` are the values that fill the DLT template's ``{#var#}`` placeholders
+    in ``text``, in order (empty without a template): providers that send a stored template
+    plus its variables (MSG91 flows, the Fast2SMS ``dlt`` route) send these instead of ``text``.
     """
 
     message_id: str
@@ -133,6 +136,7 @@ class OutboundSms:
     dlt_template_id: str | None
     status_callback_url: str | None
     idempotency_key: str
+    template_variables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,14 @@ class UnknownStatus:
     provider_status: str
 
 
+@dataclass(frozen=True)
+class WebhookAck:
+    """The 200 answer a provider expects to a webhook it delivered: a media type and a body."""
+
+    media_type: str = "application/json"
+    body: bytes = b'{"status":"ok"}'
+
+
 WebhookEvent = StatusUpdate | InboundMessage | UnknownStatus
 """Everything ``SmsProvider.parse_webhook`` may answer, in a list."""
 
@@ -324,10 +336,24 @@ class SmsProvider(Protocol):
         """Validates ``AccountContext.config`` (route, DLT defaults, options) likewise."""
         ...
 
+    @property
+    def webhook_ack(self) -> WebhookAck:
+        """What the webhook routes answer the provider after a webhook was handled (Twilio
+        wants empty TwiML; most want any 200)."""
+        ...
+
     async def send(
-        self, message: OutboundSms, account: AccountContext, http: httpx.AsyncClient
+        self,
+        message: OutboundSms,
+        account: AccountContext,
+        http: httpx.AsyncClient,
+        *,
+        now: datetime,
     ) -> SendOutcome:
         """Send one message through ``account`` and say what became of it.
+
+        ``now`` (timezone-aware) is the pipeline's clock, for reading an HTTP-date
+        ``Retry-After``; providers never read the clock themselves.
 
         Makes the provider's request(s) with ``http`` against ``account.base_url`` and maps the
         answer with ``outcome_from_response`` (``httpx.TransportError`` with

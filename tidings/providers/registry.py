@@ -1,0 +1,25 @@
+"""Every provider, by the name the API uses for it (``provider`` of an SMS app). An explicit
+table: adding a provider is its module, its fake, its tests and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from tidings.providers.base import SmsProvider
+from tidings.providers.sms import fast2sms, msg91, simulator, twilio
+
+SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
+    "TWILIO": twilio,
+    "MSG91": msg91,
+    "FAST2SMS": fast2sms,
+    "SIMULATOR": simulator,
+})
+
+DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})
+"""Providers that only carry DLT-registered traffic: every send through them names a template."""
+
+
+def sms_provider(name: str) -> SmsProvider:
+    """The provider registered as ``name`` (``"TWILIO"``); ``KeyError`` when there is none."""
+    return SMS_PROVIDERS[name]

@@ -1,0 +1,1 @@
+"""SMS providers, one module per provider; ``tidings.providers.registry`` names them."""
