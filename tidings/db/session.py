@@ -28,8 +28,15 @@ SQLITE_PRAGMAS = (
 )
 
 
-def create_engine(database_url: str, **engine_options: Any) -> AsyncEngine:
-    """An engine for ``database_url``; an SQLite file's directory is created if missing."""
+def create_engine(database_url: str, *, readers: bool = False,
+                  **engine_options: Any) -> AsyncEngine:
+    """An engine for ``database_url``; an SQLite file's directory is created if missing.
+
+    ``readers=True`` makes an SQLite engine for read-only work that begins deferred
+    transactions (WAL lets them read alongside the one writer, where ``BEGIN IMMEDIATE`` would
+    queue them behind it) and refuses writes (``PRAGMA query_only``). On PostgreSQL it is an
+    ordinary engine.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         engine_options.setdefault("pool_pre_ping", True)
@@ -37,23 +44,25 @@ def create_engine(database_url: str, **engine_options: Any) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **engine_options)
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, readers)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, readers: bool) -> None:
+    pragmas = (*SQLITE_PRAGMAS, "PRAGMA query_only=ON") if readers else SQLITE_PRAGMAS
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in pragmas:
             cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if readers else "BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,9 +1,12 @@
 """Every table's model; importing this package registers them all on ``Base.metadata``."""
 
+from tidings.db.models.channels import ChannelAccount, DltTemplate
 from tidings.db.models.contacts import Contact, ContactLabel
+from tidings.db.models.messages import Batch, Message, MessageEvent, UnmatchedReport
 from tidings.db.models.tenancy import ApiKey, Membership, Tenant, User
 from tidings.db.models.tenant_tags import TenantTag
 from tidings.db.models.wallet import Wallet, WalletEntry
 
-__all__ = ["ApiKey", "Contact", "ContactLabel", "Membership", "Tenant", "TenantTag", "User",
-           "Wallet", "WalletEntry"]
+__all__ = ["ApiKey", "Batch", "ChannelAccount", "Contact", "ContactLabel", "DltTemplate",
+           "Membership", "Message", "MessageEvent", "Tenant", "TenantTag", "UnmatchedReport",
+           "User", "Wallet", "WalletEntry"]

@@ -16,6 +16,7 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     default_region: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     custom_domain: Mapped[str | None] = mapped_column(String(253))
     logo_url: Mapped[str | None] = mapped_column(String(2000))
     email_sender: Mapped[str | None] = mapped_column(String(320))

@@ -1,0 +1,139 @@
+"""Messages (one row per recipient, outbound and inbound), their append-only event history, and
+batches (broadcasts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, JsonType, UTCDateTime, id_column_type
+
+
+class Message(Base):
+    """One SMS to or from one number.
+
+    ``next_attempt_at`` is when the row next needs the pipeline, by state: ``queued``, when it
+    falls due (creation, ``scheduled_at``, or a retry's backoff); ``sending``, when its lease
+    runs out (a worker that died: the row goes back to the queue); ``sent`` through the
+    simulator, when its simulated report is due; otherwise null. The dispatcher claims due
+    ``queued`` rows per app by priority, then by due time. ``attempts`` counts claims.
+    ``mode`` is ``live`` or ``test`` (test-mode keys' traffic, which always goes to the
+    simulator).
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The dispatcher's per-app queue: due rows by priority, then by when they fell due.
+        Index("ix_messages_account_queue", "channel_account_id", "state",
+              text("priority DESC"), "next_attempt_at"),
+        # Lease recovery (sending), simulator reports (sent), expiry sweeps (queued).
+        Index("ix_messages_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_messages_tenant_id_id", "tenant_id", "id"),
+        Index("ix_messages_channel_account_id_provider_message_id", "channel_account_id",
+              "provider_message_id"),
+        Index("ix_messages_batch_id_state", "batch_id", "state"),
+        Index("uq_messages_tenant_id_client_ref", "tenant_id", "client_ref", unique=True),
+        Index("uq_messages_inbound_provider_message_id", "channel_account_id",
+              "provider_message_id", unique=True,
+              sqlite_where=text("direction = 'inbound'"),
+              postgresql_where=text("direction = 'inbound'")),
+    )
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel_account_id: Mapped[str] = mapped_column(
+        ForeignKey("channel_accounts.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))
+    mode: Mapped[str] = mapped_column(String(8))
+    client_ref: Mapped[str | None] = mapped_column(String(128))
+    batch_id: Mapped[str | None] = mapped_column(id_column_type())
+    to_number: Mapped[str] = mapped_column(String(32))
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(SmallInteger)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    dlt_template_id: Mapped[str | None] = mapped_column(String(40))
+    dlt_entity_id: Mapped[str | None] = mapped_column(String(40))
+    dlt_variables: Mapped[list[str] | None] = mapped_column(JsonType)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(SmallInteger)
+    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+    provider_status: Mapped[str | None] = mapped_column(String(40))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MessageEvent(Base):
+    """One entry of a message's history: a state change, a provider answer, a report.
+
+    ``kind`` is ``accepted``, ``attempt``, ``state``, ``report``, ``unknown_status`` or
+    ``inbound``; ``detail`` holds codes, reasons and the provider's parsed payload (never
+    credentials).
+    """
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message_id_id", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(id_column_type())
+    kind: Mapped[str] = mapped_column(String(16))
+    state_from: Mapped[str | None] = mapped_column(String(16))
+    state_to: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Batch(Base):
+    """A bulk send (broadcast). Counters are read live from its messages, by state."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel_account_id: Mapped[str] = mapped_column(
+        ForeignKey("channel_accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UnmatchedReport(Base):
+    """A delivery report that arrived before the send it reports on was recorded (a provider
+    can call back faster than the dispatcher writes its answer). Applied, then deleted, when
+    the message's provider id is recorded; swept after a day."""
+
+    __tablename__ = "unmatched_reports"
+    __table_args__ = (
+        Index("ix_unmatched_reports_channel_account_id_provider_message_id",
+              "channel_account_id", "provider_message_id"),
+        Index("ix_unmatched_reports_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    channel_account_id: Mapped[str] = mapped_column(
+        ForeignKey("channel_accounts.id", ondelete="CASCADE"))
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    report: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
