@@ -3,6 +3,7 @@
     TidingsError (500, internal_error)
     ├── InvalidInput (400, invalid)          bad values; ``fields`` lists field-level problems
     ├── Unauthorized (401, unauthorized)     no, bad or expired credentials
+    ├── PaymentRequired (402, insufficient_balance)  the tenant's wallet cannot pay for it
     ├── Forbidden (403, forbidden)           the caller's role may not do this
     ├── NotFound (404, not_found)            absent, or another tenant's
     ├── Conflict (409, conflict)             duplicates: email, phone, name
@@ -57,6 +58,11 @@ class Unauthorized(TidingsError):
 class Forbidden(TidingsError):
     http_status = 403
     default_code = "forbidden"
+
+
+class PaymentRequired(TidingsError):
+    http_status = 402
+    default_code = "insufficient_balance"
 
 
 class NotFound(TidingsError):

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +26,7 @@ from tidings.services.tenancy import (
 )
 
 BRANDING_FIELDS = ("custom_domain", "logo_url", "email_sender")
-SETTINGS_FIELDS = ("name", "default_region")
+SETTINGS_FIELDS = ("name", "default_region", "timezone")
 
 MAX_DOMAIN_LENGTH = 253
 MAX_URL_LENGTH = 2000
@@ -98,15 +99,27 @@ async def update_settings(session: AsyncSession, tenant_id: str,
 
     ``name`` is trimmed, 1 to 200 characters; ``default_region`` an ISO 3166-1 alpha-2 code that
     phonenumbers knows (stored uppercased); it only affects numbers normalised from now on.
+    ``timezone`` an IANA zone name (``Asia/Kolkata``): SMS apps' daily counters reset at its
+    midnight.
     Raises ``InvalidInput`` listing every bad field; nothing is changed then.
     """
-    cleaned = _check(changes, {"name": checked_tenant_name, "default_region": checked_region},
-                     nullable=False)
+    cleaned = _check(changes, {"name": checked_tenant_name, "default_region": checked_region,
+                               "timezone": checked_timezone}, nullable=False)
     tenant = await get_tenant(session, tenant_id)
     for name, value in cleaned.items():
         setattr(tenant, name, value)
     await session.flush()
     return tenant
+
+
+def checked_timezone(value: str) -> str:
+    """An IANA time zone name, as given; ``ValueError`` for one the system does not know."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):
+        raise ValueError("must be an IANA time zone name, e.g. 'Asia/Kolkata'") from None
+    return name
 
 
 async def whatsapp_business_info(session: AsyncSession, tenant_id: str) -> WabaInfo:

@@ -1,0 +1,210 @@
+"""Applying what providers report: delivery reports, inbound messages, unknown status words.
+
+Reports are applied monotonically (``merge_report``): a late ``sent`` never overwrites
+``delivered``. A report identical to one already recorded for the message (same provider
+status word) is a redelivery and changes nothing, not even the history. A report for a provider
+id no message carries yet is kept in ``unmatched_reports`` and applied when the dispatcher
+records that id (``apply_unmatched_reports``). Inbound messages are stored once per provider
+message id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.models import ChannelAccount, Message, MessageEvent, UnmatchedReport
+from tidings.domain.ids import new_id
+from tidings.domain.phone import to_e164
+from tidings.domain.segments import count_segments
+from tidings.domain.states import MessageState, merge_report
+from tidings.providers.base import InboundMessage, StatusUpdate, UnknownStatus, WebhookEvent
+
+INBOUND = "inbound"
+
+
+@dataclass
+class ReportSummary:
+    """What one webhook changed, for logs and tests."""
+
+    applied: int = 0
+    unchanged: int = 0
+    unmatched: int = 0
+    inbound: int = 0
+    ignored: int = 0
+
+
+async def apply_webhook_events(session: AsyncSession, account: ChannelAccount,
+                               events: Sequence[WebhookEvent], now: datetime) -> ReportSummary:
+    """Apply each event of one verified webhook to ``account``'s messages."""
+    summary = ReportSummary()
+    for event in events:
+        if isinstance(event, StatusUpdate):
+            message = await _outbound_by_provider_id(session, account.id,
+                                                     event.provider_message_id)
+            if message is None:
+                session.add(UnmatchedReport(
+                    id=new_id(), channel_account_id=account.id,
+                    provider_message_id=event.provider_message_id,
+                    report=_report_payload(event), created_at=now))
+                summary.unmatched += 1
+            elif await apply_status_update(session, message, event, now):
+                summary.applied += 1
+            else:
+                summary.unchanged += 1
+        elif isinstance(event, InboundMessage):
+            if await store_inbound(session, account, event, now):
+                summary.inbound += 1
+            else:
+                summary.unchanged += 1
+        elif isinstance(event, UnknownStatus):
+            summary.ignored += 1
+            if event.provider_message_id:
+                message = await _outbound_by_provider_id(session, account.id,
+                                                         event.provider_message_id)
+                if message is not None:
+                    session.add(_event(message, "unknown_status", None, None, now,
+                                       {"provider_status": event.provider_status}))
+    await session.flush()
+    return summary
+
+
+async def apply_status_update(session: AsyncSession, message: Message, update: StatusUpdate,
+                              now: datetime) -> bool:
+    """Apply one report to ``message``; False when it was a redelivery or changed nothing."""
+    if await _already_recorded(session, message.id, update.provider_status):
+        return False
+    current = MessageState(message.state)
+    new_state = merge_report(current, update.state)
+    detail: dict[str, Any] = {"provider_status": update.provider_status}
+    if update.error_code:
+        detail["error_code"] = update.error_code
+    if update.error_detail:
+        detail["error_detail"] = update.error_detail
+    if update.occurred_at:
+        detail["occurred_at"] = update.occurred_at.isoformat()
+    session.add(_event(message, "report", current.value,
+                       new_state.value if new_state else None, now, detail))
+    if new_state is None:
+        return False
+    message.state = new_state.value
+    message.provider_status = update.provider_status[:40]
+    message.updated_at = now
+    at = update.occurred_at or now
+    if new_state is MessageState.SENT:
+        message.sent_at = message.sent_at or at
+    elif new_state is MessageState.DELIVERED:
+        message.delivered_at = at
+        message.sent_at = message.sent_at or at
+    elif new_state is MessageState.READ:
+        message.read_at = at
+        message.delivered_at = message.delivered_at or at
+    elif new_state is MessageState.FAILED:
+        message.completed_at = at
+        message.error_code = (update.error_code or update.provider_status)[:64]
+        message.error_detail = (update.error_detail or update.provider_status)[:500]
+    if new_state in (MessageState.DELIVERED, MessageState.READ, MessageState.SENT):
+        message.next_attempt_at = None
+    return True
+
+
+async def store_inbound(session: AsyncSession, account: ChannelAccount, event: InboundMessage,
+                        now: datetime) -> bool:
+    """Store an inbound SMS once; False when its provider id was already stored."""
+    exists = await session.execute(select(Message.id).where(
+        Message.channel_account_id == account.id, Message.direction == INBOUND,
+        Message.provider_message_id == event.provider_message_id).limit(1))
+    if exists.first() is not None:
+        return False
+    info = count_segments(event.text)
+    received = event.received_at or now
+    message = Message(
+        id=new_id(), tenant_id=account.tenant_id, channel_account_id=account.id,
+        direction=INBOUND, mode="live", client_ref=None, batch_id=None,
+        to_number=_as_e164(event.to_number), from_number=_as_e164(event.from_number),
+        text=event.text, encoding=info.encoding.value, segments=min(info.segments, 255),
+        priority=0, state=MessageState.RECEIVED.value, dlt_template_id=None,
+        dlt_entity_id=None, dlt_variables=None, callback_url=None, price_minor=None,
+        scheduled_at=None, expires_at=None, next_attempt_at=None, attempts=0,
+        provider_message_id=event.provider_message_id, provider_status="received",
+        error_code=None, error_detail=None, created_at=received, updated_at=now,
+        sent_at=None, delivered_at=None, read_at=None, completed_at=None)
+    try:
+        async with session.begin_nested():
+            session.add(message)
+            session.add(_event(message, "inbound", None, MessageState.RECEIVED.value, now, {}))
+    except IntegrityError:  # the same inbound message, stored by a concurrent delivery
+        return False
+    return True
+
+
+async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Message],
+                                  now: datetime) -> int:
+    """Apply reports that arrived before ``messages`` had their provider ids recorded."""
+    by_key = {(m.channel_account_id, m.provider_message_id): m for m in messages
+              if m.provider_message_id}
+    if not by_key:
+        return 0
+    rows = (await session.execute(select(UnmatchedReport).where(
+        UnmatchedReport.channel_account_id.in_({k[0] for k in by_key}),
+        UnmatchedReport.provider_message_id.in_({k[1] for k in by_key}),
+    ).order_by(UnmatchedReport.id))).scalars().all()
+    applied = 0
+    for row in rows:
+        message = by_key.get((row.channel_account_id, row.provider_message_id))
+        if message is None:
+            continue
+        if await apply_status_update(session, message, _report_from_payload(row), now):
+            applied += 1
+        await session.execute(delete(UnmatchedReport).where(UnmatchedReport.id == row.id))
+    return applied
+
+
+async def _outbound_by_provider_id(session: AsyncSession, account_id: str,
+                                   provider_message_id: str) -> Message | None:
+    return (await session.execute(select(Message).where(
+        Message.channel_account_id == account_id,
+        Message.provider_message_id == provider_message_id,
+        Message.direction != INBOUND).limit(1))).scalar_one_or_none()
+
+
+async def _already_recorded(session: AsyncSession, message_id: str,
+                            provider_status: str) -> bool:
+    events = (await session.execute(select(MessageEvent.detail).where(
+        MessageEvent.message_id == message_id, MessageEvent.kind == "report"))).scalars()
+    return any(detail.get("provider_status") == provider_status for detail in events)
+
+
+def _event(message: Message, kind: str, state_from: str | None, state_to: str | None,
+           now: datetime, detail: dict[str, Any]) -> MessageEvent:
+    return MessageEvent(message_id=message.id, tenant_id=message.tenant_id, kind=kind,
+                        state_from=state_from, state_to=state_to, detail=detail, created_at=now)
+
+
+def _report_payload(update: StatusUpdate) -> dict[str, Any]:
+    return {"state": update.state.value, "provider_status": update.provider_status,
+            "error_code": update.error_code, "error_detail": update.error_detail,
+            "occurred_at": update.occurred_at.isoformat() if update.occurred_at else None}
+
+
+def _report_from_payload(row: UnmatchedReport) -> StatusUpdate:
+    payload = row.report
+    occurred = payload.get("occurred_at")
+    return StatusUpdate(row.provider_message_id, MessageState(payload["state"]),
+                        payload["provider_status"], payload.get("error_code"),
+                        payload.get("error_detail"),
+                        datetime.fromisoformat(occurred) if occurred else None)
+
+
+def _as_e164(number: str) -> str:
+    try:
+        return to_e164(number if number.startswith("+") else "+" + number, "US")
+    except ValueError:
+        return number[:32]
+

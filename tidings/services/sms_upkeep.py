@@ -1,0 +1,102 @@
+"""The SMS pipeline's periodic upkeep, as use cases the scheduler calls (each in one
+transaction): lease recovery, expiry, simulator reports, daily counter resets, and the sweep
+of reports that never found their message."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant, UnmatchedReport
+from tidings.domain.states import MessageState
+from tidings.providers.sms import simulator
+from tidings.services.reports import apply_status_update
+
+UNMATCHED_REPORT_RETENTION = timedelta(days=1)
+SIMULATOR_BATCH = 2000
+_S = MessageState
+
+
+async def recover_expired_leases(session: AsyncSession, now: datetime) -> int:
+    """Put ``sending`` rows whose lease ran out (their worker died) back in the queue."""
+    ids = (await session.execute(select(Message.id, Message.tenant_id).where(
+        Message.state == _S.SENDING.value, Message.next_attempt_at <= now).limit(10_000))).all()
+    if not ids:
+        return 0
+    await session.execute(
+        update(Message).where(Message.id.in_([row.id for row in ids]),
+                              Message.state == _S.SENDING.value)
+        .values(state=_S.QUEUED.value, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False))
+    session.add_all(MessageEvent(message_id=row.id, tenant_id=row.tenant_id, kind="state",
+                                 state_from=_S.SENDING.value, state_to=_S.QUEUED.value,
+                                 detail={"reason": "lease expired (worker stopped mid-send)"},
+                                 created_at=now) for row in ids)
+    return len(ids)
+
+
+async def expire_overdue(session: AsyncSession, now: datetime) -> int:
+    """Expire ``queued`` messages past ``expires_at`` that no claim reached (held by a rate or
+    daily limit, or scheduled past their validity)."""
+    rows = (await session.execute(select(Message.id, Message.tenant_id).where(
+        Message.state == _S.QUEUED.value, Message.expires_at.is_not(None),
+        Message.expires_at <= now).limit(10_000))).all()
+    if not rows:
+        return 0
+    await session.execute(
+        update(Message).where(Message.id.in_([row.id for row in rows]),
+                              Message.state == _S.QUEUED.value)
+        .values(state=_S.EXPIRED.value, next_attempt_at=None, completed_at=now,
+                updated_at=now, error_code="expired", error_detail="validity period ended")
+        .execution_options(synchronize_session=False))
+    session.add_all(MessageEvent(message_id=row.id, tenant_id=row.tenant_id, kind="state",
+                                 state_from=_S.QUEUED.value, state_to=_S.EXPIRED.value,
+                                 detail={"reason": "validity period ended"}, created_at=now)
+                    for row in rows)
+    return len(rows)
+
+
+async def deliver_simulator_reports(session: AsyncSession, now: datetime) -> int:
+    """Apply the simulator's report to every simulated message whose report is due."""
+    rows = (await session.execute(
+        select(Message, ChannelAccount.provider, ChannelAccount.config)
+        .join(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
+        .where(Message.state == _S.SENT.value, Message.next_attempt_at <= now)
+        .limit(SIMULATOR_BATCH))).all()
+    for message, provider, config in rows:
+        settings = simulator.Config.model_validate(config if provider == "SIMULATOR" else {})
+        report = simulator.simulated_report(message.id, settings)
+        await apply_status_update(session, message, report, now)
+        message.next_attempt_at = None
+    return len(rows)
+
+
+async def reset_daily_counters(session: AsyncSession, now: datetime) -> int:
+    """Zero the daily counters of apps whose tenant's local date has moved on."""
+    rows = (await session.execute(
+        select(ChannelAccount.id, ChannelAccount.daily_day, Tenant.timezone)
+        .join(Tenant, Tenant.id == ChannelAccount.tenant_id)
+        .where(ChannelAccount.daily_day.is_not(None)))).all()
+    reset = 0
+    for row in rows:
+        try:
+            today = now.astimezone(ZoneInfo(row.timezone or "UTC")).date()
+        except (KeyError, ValueError):
+            today = now.date()
+        if row.daily_day != today:
+            await session.execute(update(ChannelAccount).where(
+                ChannelAccount.id == row.id, ChannelAccount.daily_day == row.daily_day)
+                .values(daily_sent=0, daily_segments=0, daily_day=today)
+                .execution_options(synchronize_session=False))
+            reset += 1
+    return reset
+
+
+async def sweep_unmatched_reports(session: AsyncSession, now: datetime) -> int:
+    """Forget reports that found no message within ``UNMATCHED_REPORT_RETENTION``."""
+    result = await session.execute(delete(UnmatchedReport).where(
+        UnmatchedReport.created_at < now - UNMATCHED_REPORT_RETENTION))
+    return int(getattr(result, "rowcount", 0) or 0)
