@@ -18,8 +18,10 @@ from tidings.api.native import router as native_router
 from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.domain.clock import Clock, utc_now
+from tidings.pipeline.ingest import MessageIngest
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
+from tidings.services.sms_send import SendPreparer, store_messages
 
 
 def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = utc_now,
@@ -32,22 +34,33 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         own_runtime = runtime is None
         app.state.runtime = runtime or Runtime.build(settings, clock, metrics)
         workers = WorkerSet(app.state.runtime) if run_workers else None
+        wake = workers.dispatcher.wake if workers and workers.dispatcher else None
+        app.state.send_preparer = SendPreparer(app.state.runtime.read_sessions,
+                                               app.state.runtime.send_cache)
+        app.state.ingest = MessageIngest(app.state.runtime.sessions, store_messages,
+                                         app.state.runtime.clock, on_commit=wake)
         try:
             if workers is not None:
                 await workers.start()  # NodeLockBusy when another process has the workers
+            app.state.ingest.start()
             yield
         finally:
+            await app.state.ingest.stop()
             if workers is not None:
                 await workers.stop()
             if own_runtime:
                 await app.state.runtime.close()
 
+    # FastAPI's built-in OpenTelemetry hooks are off: Tidings exports Prometheus metrics
+    # (/metrics), and the hooks cost time on every request even when nothing is configured.
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan,
-                  description="Self-hosted, multi-tenant messaging gateway.")
+                  description="Self-hosted, multi-tenant messaging gateway.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False,
+                             "operation_spans": False})
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(ops.router)
     app.include_router(native_router)
+    app.include_router(ops.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ops.RequestMetrics, registry=metrics)
     return app

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     wallet_currency: str = "USD"
     log_level: str = "INFO"
     provider_urls: dict[str, str] = Field(default_factory=dict)
+    previous_secret_keys: str = ""
+    sms_rate_limit: str = "100/min"
+    sms_max_segments: int = Field(default=10, ge=1, le=255)
+    retry_max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
+    dispatch_window: int = Field(default=64, ge=1, le=10_000)
+    send_timeout_seconds: float = Field(default=15.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("database_url")
     @classmethod
@@ -64,7 +74,7 @@ class Settings(BaseSettings):
                              "postgresql+asyncpg:// (production)")
         return value
 
-    @field_validator("api_rate_limit", "login_rate_limit")
+    @field_validator("api_rate_limit", "login_rate_limit", "sms_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         parse_rate(value)
@@ -94,6 +104,12 @@ class Settings(BaseSettings):
     def provider_url(self, slug: str, default: str) -> str:
         """The operator's base-URL override for a provider slug, else the provider's default."""
         return self.provider_urls.get(slug.lower().replace("_", "-"), default)
+
+    def secret_keys(self) -> list[str]:
+        """The current secret key first, then ``TIDINGS_PREVIOUS_SECRET_KEYS`` (comma-separated),
+        which still decrypt credentials written before a key rotation."""
+        previous = [key.strip() for key in self.previous_secret_keys.split(",") if key.strip()]
+        return [self.require_secret_key(), *previous]
 
     def require_secret_key(self) -> str:
         if not self.secret_key:

@@ -16,7 +16,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # Chatty at INFO (Alembic says which DDL mode it assumes on every connection): they speak at
 # WARNING and above unless the level is DEBUG. Tidings logs the migrations it applies itself.
-QUIET_BELOW_DEBUG = ("alembic",)
+# httpx logs every request's full URL at INFO, and provider URLs carry credentials (Twilio's
+# account SID in the path, MSG91's auth key in the balance query).
+QUIET_BELOW_DEBUG = ("alembic", "httpx")
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -29,6 +31,17 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @property
     def stream(self) -> TextIO:
         return sys.stderr
+
+
+class HideQueryStrings(logging.Filter):
+    """Drops the query string from uvicorn's access-log lines: webhook URLs carry each SMS
+    app's secret token there (``/sms/v1/webhooks/{id}/dlr/?token=…``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
 
 
 def parse_level(name: str) -> int:
@@ -48,6 +61,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideQueryStrings) for f in access.filters):
+        access.addFilter(HideQueryStrings())
     set_level(level)
 
 

@@ -1,5 +1,7 @@
-"""What one running Tidings process shares: settings, the database engine and session factory,
-the token issuer, the rate limiters, the clock and the metrics registry. Built by the app's
+"""What one running Tidings process shares: settings, the database engine and session factories
+(``sessions`` for work that writes, ``read_sessions`` for reads that must not queue behind the
+SQLite writer), the token issuer, the rate limiters and send budgets, the credentials box, the
+shared HTTP client for providers, the clock and the metrics registry. Built by the app's
 lifespan (or a worker), handed down explicitly; nothing here exists at import time."""
 
 from __future__ import annotations
@@ -8,14 +10,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tidings.config import Settings, parse_rate
 from tidings.db.session import create_engine, create_session_factory
 from tidings.domain.clock import Clock, utc_now
+from tidings.domain.crypto import SecretBox
+from tidings.domain.ttl_cache import TtlCache
+from tidings.pipeline.http_transport import dispatch_client
 from tidings.pipeline.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from tidings.pipeline.send_budget import LocalSendBudget, RedisSendBudget, SendBudget
 from tidings.services.tokens import TokenIssuer
 
 
@@ -28,7 +36,22 @@ class Runtime:
     api_limiter: RateLimiter
     login_limiter: RateLimiter
     clock: Clock
+    read_engine: AsyncEngine
+    read_sessions: async_sessionmaker[AsyncSession]
+    secret_box: SecretBox
+    send_budget: SendBudget
+    http: httpx.AsyncClient
+    monotonic: Callable[[], float] = time.monotonic
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    auth_cache: TtlCache[Any] = field(init=False)
+    send_cache: TtlCache[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Hot-path lookups may be this stale: a revoked key keeps working on a node for at most
+        # TIDINGS_AUTH_CACHE_SECONDS; an app change reaches sends as quickly.
+        ttl = self.settings.auth_cache_seconds
+        self.auth_cache = TtlCache(ttl, self.monotonic)
+        self.send_cache = TtlCache(ttl, self.monotonic)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utc_now,
@@ -36,6 +59,8 @@ class Runtime:
               monotonic: Callable[[], float] = time.monotonic) -> Runtime:
         """Everything a process needs; ``monotonic`` drives in-memory rate limits (tests)."""
         engine = create_engine(settings.database_url)
+        read_engine = (create_engine(settings.database_url, readers=True)
+                       if settings.is_sqlite else engine)
 
         def limiter(rate_text: str, name: str) -> RateLimiter:
             rate, period = parse_rate(rate_text)
@@ -54,10 +79,21 @@ class Runtime:
             api_limiter=limiter(settings.api_rate_limit, "api"),
             login_limiter=limiter(settings.login_rate_limit, "login"),
             clock=clock,
+            read_engine=read_engine,
+            read_sessions=create_session_factory(read_engine),
+            secret_box=SecretBox(settings.secret_keys()),
+            send_budget=(RedisSendBudget.from_url(settings.redis_url) if settings.redis_url
+                         else LocalSendBudget(monotonic)),
+            http=dispatch_client(settings.send_timeout_seconds),
+            monotonic=monotonic,
             metrics=metrics or CollectorRegistry(),
         )
 
     async def close(self) -> None:
         await self.api_limiter.close()
         await self.login_limiter.close()
+        await self.send_budget.close()
+        await self.http.aclose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()

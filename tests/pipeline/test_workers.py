@@ -33,9 +33,12 @@ async def file_runtime(settings: Settings, tmp_path: Path) -> AsyncIterator[Runt
     await runtime.close()
 
 
-def test_the_default_jobs_expire_invitations_every_ten_minutes(runtime: Runtime) -> None:
-    assert [(job.name, job.every_seconds, job.run) for job in WorkerSet(runtime).jobs] == [
-        ("expire_invitations", 600.0, jobs.expire_invitations)]
+def test_the_default_jobs_and_their_periods(runtime: Runtime) -> None:
+    assert [(job.name, job.every_seconds) for job in WorkerSet(runtime).jobs] == [
+        ("expire_invitations", 600.0), ("recover_expired_leases", 5.0),
+        ("simulator_reports", 0.2), ("expire_overdue", 30.0),
+        ("reset_daily_counters", 60.0), ("sweep_unmatched_reports", 3600.0)]
+    assert WorkerSet(runtime).jobs[0].run is jobs.expire_invitations
 
 
 async def test_a_job_runs_at_start_then_every_period_until_stopped(

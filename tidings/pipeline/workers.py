@@ -1,5 +1,5 @@
-"""The background workers of one process: for now a scheduler of periodic jobs
-(``pipeline.jobs``); the dispatcher and the callback sender join it with the pipeline.
+"""The background workers of one process: the dispatcher (``pipeline.dispatcher``) and the
+scheduler of periodic jobs (``pipeline.jobs``).
 
 ``tidings serve`` runs a ``WorkerSet`` inside the app's lifespan (unless ``--no-workers``);
 ``tidings worker`` runs one on its own. On SQLite, one worker set per database file: ``start()``
@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from tidings.pipeline.dispatcher import Dispatcher
 from tidings.pipeline.jobs import Job, PeriodicJob, default_jobs
 from tidings.pipeline.node_lock import NodeLock
 from tidings.runtime import Runtime
@@ -32,11 +33,14 @@ class WorkerSet:
     safe to call twice.
     """
 
-    def __init__(self, runtime: Runtime, jobs: Sequence[PeriodicJob] | None = None) -> None:
+    def __init__(self, runtime: Runtime, jobs: Sequence[PeriodicJob] | None = None, *,
+                 dispatch: bool = True) -> None:
         self._runtime = runtime
         self._jobs = list(jobs) if jobs is not None else default_jobs()
+        self.dispatcher = Dispatcher(runtime) if dispatch else None
         self._lock = NodeLock.for_database(runtime.settings.database_url)
         self._tasks: list[asyncio.Task[None]] = []
+        self._dispatch_task: asyncio.Task[None] | None = None
         self._running = False
 
     @property
@@ -55,9 +59,17 @@ class WorkerSet:
         self._running = True
         for job in self._jobs:
             self._tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
-        log.info("workers started: %s", ", ".join(job.name for job in self._jobs) or "no jobs")
+        names = [job.name for job in self._jobs]
+        if self.dispatcher is not None:
+            self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+            names.insert(0, "dispatcher")
+        log.info("workers started: %s", ", ".join(names) or "no jobs")
 
     async def stop(self) -> None:
+        if self.dispatcher is not None and self._dispatch_task is not None:
+            self.dispatcher.stop()
+            await asyncio.gather(self._dispatch_task, return_exceptions=True)
+            self._dispatch_task = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,527 @@
+"""The dispatcher: claim due messages, send them through their providers, record outcomes.
+
+One dispatcher runs per worker process (DESIGN.md, "The send pipeline")::
+
+    claim    per app, round-robin: due ``queued`` rows by priority then due time, as many as
+             the app's free send window, its daily limit and its token bucket allow (priority
+             >= 100 skips the bucket); they become ``sending`` under a lease
+             (``next_attempt_at = now + lease``). PostgreSQL claims with SKIP LOCKED, so
+             several workers share the queue.
+    send     each claimed message is a task: provider.send() over the shared HTTP client;
+             test-mode messages go to the simulator; a message past ``expires_at`` is not sent
+    record   outcomes are written in batches: Accepted -> sent (provider id kept, reports that
+             arrived early applied), Retry -> queued with backoff and jitter (Retry-After a
+             floor) or failed when attempts run out, Reject -> failed with the provider's code
+             and text. Every attempt is an event in the message's history.
+
+A worker killed mid-send leaves rows ``sending``; ``recover_expired_leases`` (a periodic job)
+puts them back in the queue once their lease runs out, so nothing acknowledged is lost
+(delivery is at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.config import parse_rate
+from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant
+from tidings.domain.retry import RetryPolicy
+from tidings.domain.states import MessageState
+from tidings.providers._http import redact
+from tidings.providers.base import (
+    Accepted,
+    AccountContext,
+    OutboundSms,
+    Retry,
+    SendOutcome,
+    SmsProvider,
+)
+from tidings.providers.registry import sms_provider
+from tidings.providers.sms import simulator
+from tidings.runtime import Runtime
+from tidings.services.reports import apply_unmatched_reports
+from tidings.services.sms_apps import ACTIVE, account_context
+
+log = logging.getLogger(__name__)
+
+CLAIM_PER_APP = 500
+ACCOUNTS_REFRESH_SECONDS = 2.0
+IDLE_POLL_SECONDS = 0.05
+RESULT_FLUSH_SECONDS = 0.02
+RESULT_FLUSH_SIZE = 1000
+_S = MessageState
+
+
+@dataclass
+class _App:
+    """What the dispatcher keeps about one active app between claims."""
+
+    account: ChannelAccount
+    timezone: ZoneInfo
+    rate: int
+    period: float
+    context: AccountContext | None = None
+    simulator_context: AccountContext | None = None
+    inflight: int = 0
+    unrecorded: int = 0  # claimed, outcome not yet committed (the daily limit counts these)
+    not_before: float = 0.0
+
+
+@dataclass
+class _Outcome:
+    message: Message
+    app: _App
+    outcome: SendOutcome | None  # None: expired before sending
+    simulated: bool
+
+
+@dataclass
+class DispatcherStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    rounds: int = 0
+    by_state: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Dispatcher:
+    """Runs the claim loop and the result writer until ``stop``."""
+
+    def __init__(self, runtime: Runtime, *, rng: random.Random | None = None) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.window = settings.dispatch_window
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.policy = RetryPolicy(max_attempts=settings.retry_max_attempts,
+                                  base_seconds=settings.retry_base_seconds,
+                                  max_seconds=max(3600.0, settings.retry_base_seconds))
+        self.rng = rng or random.Random()
+        self.stats = DispatcherStats()
+        self._apps: dict[str, _App] = {}
+        self._apps_loaded_at = -1e9
+        self._order: list[str] = []
+        self._results: list[_Outcome] = []
+        self._results_ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New messages may be due: claim now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_results_forever(), name="dispatch-results")
+        try:
+            while not self._stopping:
+                self._wake.clear()  # before claiming: a wake() during the round is kept
+                try:
+                    claimed = await self.claim_and_send()
+                except Exception:
+                    log.exception("dispatcher: claim failed; retrying shortly")
+                    claimed = 0
+                if not claimed:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            writer.cancel()
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass
+            await self.flush_results()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def claim_and_send(self) -> int:
+        """One round: claim what every app may send now and start sending it."""
+        await self._refresh_apps()
+        if not self._order or not await self._anything_due():
+            return 0
+        now = self.runtime.clock()
+        claimed: list[tuple[_App, list[Message]]] = []
+        async with self.runtime.sessions() as session:
+            for app_id in self._rotated():
+                app = self._apps[app_id]
+                # The window counts sends whose outcome is not committed yet, not only those
+                # awaiting the provider: a crash re-sends at most one window per app.
+                free = self.window - app.unrecorded
+                if free <= 0:
+                    continue
+                # While the app waits for its bucket, messages that skip it still go.
+                urgent_only = app.not_before > self.runtime.monotonic()
+                limit = min(free, self.runtime.settings.dispatch_batch_size)
+                messages = await self._claim_for_app(session, app, limit, now, urgent_only)
+                if messages:
+                    claimed.append((app, messages))
+            await session.commit()
+        count = 0
+        for app, messages in claimed:
+            for message in messages:
+                app.inflight += 1
+                app.unrecorded += 1
+                task = asyncio.create_task(self._send(app, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                count += 1
+        self.stats.claimed += count
+        self.stats.rounds += 1
+        return count
+
+    async def _anything_due(self) -> bool:
+        now = self.runtime.clock()
+        async with self.runtime.read_sessions() as reads:
+            found = await reads.execute(select(Message.id).where(
+                Message.state == _S.QUEUED.value, Message.next_attempt_at <= now).limit(1))
+            return found.first() is not None
+
+    def _rotated(self) -> list[str]:
+        order = self._order
+        if order:
+            order.append(order.pop(0))
+        return list(order)
+
+    async def _claim_for_app(self, session: AsyncSession, app: _App, limit: int,
+                             now: datetime, urgent_only: bool = False) -> list[Message]:
+        account = app.account
+        if account.daily_limit is not None:
+            today = now.astimezone(app.timezone).date()
+            sent_today = account.daily_sent if account.daily_day == today else 0
+            limit = min(limit, account.daily_limit - sent_today - app.unrecorded)
+            if limit <= 0:
+                return []
+        query = (select(Message.id, Message.priority)
+                 .where(Message.channel_account_id == account.id,
+                        Message.state == _S.QUEUED.value, Message.next_attempt_at <= now)
+                 .order_by(Message.priority.desc(), Message.next_attempt_at).limit(limit))
+        if urgent_only:
+            query = query.where(Message.priority >= 100)
+        if self.runtime.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return []
+        urgent = [row.id for row in rows if row.priority >= 100]
+        ordinary = [row.id for row in rows if row.priority < 100]
+        granted = 0
+        if ordinary:
+            granted, wait = await self.runtime.send_budget.take(
+                account.id, app.rate, app.period, len(ordinary))
+            if granted < len(ordinary):
+                app.not_before = self.runtime.monotonic() + max(wait, 0.01)
+        chosen = urgent + ordinary[:granted]
+        if not chosen:
+            return []
+        lease_until = now + self.lease
+        await session.execute(
+            update(Message).where(Message.id.in_(chosen), Message.state == _S.QUEUED.value)
+            .values(state=_S.SENDING.value, next_attempt_at=lease_until,
+                    attempts=Message.attempts + 1, updated_at=now)
+            .execution_options(synchronize_session=False))
+        result = await session.execute(select(Message).where(
+            Message.id.in_(chosen), Message.state == _S.SENDING.value))
+        return list(result.scalars())
+
+    async def _send(self, app: _App, message: Message) -> None:
+        outcome: SendOutcome | None = None
+        simulated = message.mode == "test" or app.account.provider == "SIMULATOR"
+        try:
+            now = self.runtime.clock()
+            if message.expires_at is not None and message.expires_at <= now:
+                outcome = None
+            else:
+                provider: SmsProvider = simulator if simulated else sms_provider(
+                    app.account.provider)
+                context = self._context(app, simulated)
+                try:
+                    outcome = await provider.send(_outbound(message, context), context,
+                                                  self.runtime.http, now=now)
+                except Exception as exc:  # a provider bug must not kill the worker
+                    log.exception("provider %s raised while sending %s", app.account.provider,
+                                  message.id)
+                    outcome = Retry("internal_error", f"provider module raised "
+                                    f"{type(exc).__name__}")
+        except Exception as exc:
+            log.exception("dispatcher: preparing %s failed", message.id)
+            outcome = Retry("internal_error", type(exc).__name__)
+        finally:
+            app.inflight -= 1
+            self._results.append(_Outcome(message, app, outcome, simulated))
+            if len(self._results) >= RESULT_FLUSH_SIZE or (
+                    app.inflight == 0 and app.unrecorded >= self.window):
+                self._results_ready.set()  # the batch is big, or the app's window waits on it
+
+    def _context(self, app: _App, simulated: bool) -> AccountContext:
+        settings = self.runtime.settings
+        if simulated:
+            if app.simulator_context is None:
+                app.simulator_context = account_context(
+                    app.account, self.runtime.secret_box, settings.public_url,
+                    simulator.default_base_url, provider="SIMULATOR")
+            return app.simulator_context
+        if app.context is None:
+            module = sms_provider(app.account.provider)
+            app.context = account_context(
+                app.account, self.runtime.secret_box, settings.public_url,
+                settings.provider_url(module.slug, module.default_base_url))
+        return app.context
+
+    async def _write_results_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._results_ready.wait(), RESULT_FLUSH_SECONDS)
+            except TimeoutError:
+                pass
+            self._results_ready.clear()
+            try:
+                await self.flush_results()
+            except Exception:
+                log.exception("dispatcher: recording outcomes failed; will retry")
+                await asyncio.sleep(0.5)
+
+    async def flush_results(self) -> int:
+        """Record every outcome gathered so far in one transaction."""
+        if not self._results:
+            return 0
+        results, self._results = self._results, []
+        try:
+            async with self.runtime.sessions() as session:
+                await self._record(session, results)
+                await session.commit()
+        except BaseException:
+            self._results = results + self._results
+            raise
+        for result in results:
+            result.app.unrecorded -= 1
+        self._wake.set()  # their window slots are free again
+        return len(results)
+
+    async def _record(self, session: AsyncSession, results: list[_Outcome]) -> None:
+        now = self.runtime.clock()
+        accepted: list[Message] = []
+        daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        # Only rows still ``sending`` are ours to move: a report or a lease recovery may have
+        # got there first. Locked (PostgreSQL) or under the write lock (SQLite) from here on.
+        still_sending = select(Message.id).where(
+            Message.id.in_([result.message.id for result in results]),
+            Message.state == _S.SENDING.value)
+        if self.runtime.engine.dialect.name == "postgresql":
+            still_sending = still_sending.with_for_update()
+        ours = set((await session.execute(still_sending)).scalars())
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        events: list[dict[str, Any]] = []
+        decided: list[tuple[Message, dict[str, Any]]] = []
+        for result in results:
+            message = result.message
+            if message.id not in ours:
+                continue
+            values, event = self._decide(result, now)
+            updates[tuple(sorted(values))].append({"_id": message.id, **values})
+            events.append({"message_id": message.id, "tenant_id": message.tenant_id,
+                           "created_at": now, **event})
+            decided.append((message, values))
+        for columns, rows in updates.items():
+            # One executemany per shape of change: a statement per message costs more than
+            # the send did.
+            table = cast(Table, Message.__table__)
+            await session.execute(
+                update(table).where(table.c.id == bindparam("_id"))
+                .values({column: bindparam(column) for column in columns}), rows)
+        if events:
+            await session.execute(insert(MessageEvent), events)
+        for message, values in decided:
+            state = values["state"]
+            self.stats.by_state[state] += 1
+            if state == _S.SENT.value:
+                self.stats.sent += 1
+                message.provider_message_id = values["provider_message_id"]
+                accepted.append(message)
+                if message.mode == "live":
+                    daily[message.channel_account_id][0] += 1
+                    daily[message.channel_account_id][1] += message.segments
+        for account_id, (count, segments) in daily.items():
+            app = self._apps.get(account_id)
+            tz = app.timezone if app else ZoneInfo("UTC")
+            today = now.astimezone(tz).date()
+            await _count_daily(session, account_id, today, count, segments)
+            if app is not None:  # keep the claim-side view current between refreshes
+                account = app.account
+                account.daily_sent = (account.daily_sent if account.daily_day == today
+                                      else 0) + count
+                account.daily_day = today
+        if accepted:
+            await session.flush()
+            reloaded = (await session.execute(select(Message).where(
+                Message.id.in_([m.id for m in accepted])))).scalars().all()
+            await apply_unmatched_reports(session, list(reloaded), now)
+
+    def _decide(self, result: _Outcome, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        message, outcome = result.message, result.outcome
+        attempt = {"attempt": message.attempts}
+        if outcome is None:
+            self.stats.expired += 1
+            return ({"state": _S.EXPIRED.value, "next_attempt_at": None, "completed_at": now,
+                     "updated_at": now, "error_code": "expired",
+                     "error_detail": "expired before it could be sent"},
+                    {"kind": "state", "state_from": _S.SENDING.value,
+                     "state_to": _S.EXPIRED.value, "detail": {**attempt, "reason": "expired"}})
+        if isinstance(outcome, Accepted):
+            context = result.app.simulator_context if result.simulated else result.app.context
+            secrets = context.secrets() if context is not None else ()
+            provider_id = outcome.provider_ids[0] if outcome.provider_ids else None
+            report_due = None
+            if result.simulated:
+                config = simulator.Config.model_validate(
+                    result.app.account.config if result.app.account.provider == "SIMULATOR"
+                    else {})
+                report_due = now + timedelta(milliseconds=config.delay_ms)
+            return ({"state": _S.SENT.value, "sent_at": now, "updated_at": now,
+                     "provider_message_id": provider_id, "next_attempt_at": report_due,
+                     "error_code": None, "error_detail": None},
+                    {"kind": "attempt", "state_from": _S.SENDING.value,
+                     "state_to": _S.SENT.value,
+                     "detail": {**attempt, "outcome": "accepted",
+                                "provider_ids": list(outcome.provider_ids),
+                                "response": _scrub(dict(outcome.raw or {}), secrets)}})
+        failure = {"error_code": outcome.code[:64], "error_detail": outcome.reason[:500]}
+        detail = {**attempt, "outcome": "retry" if isinstance(outcome, Retry) else "reject",
+                  "code": outcome.code, "reason": outcome.reason}
+        if isinstance(outcome, Retry):
+            delay = self.policy.next_delay(message.attempts, self.rng, outcome.retry_after)
+            due = now + timedelta(seconds=delay) if delay is not None else None
+            if due is not None and (message.expires_at is None or due < message.expires_at):
+                self.stats.retried += 1
+                return ({"state": _S.QUEUED.value, "next_attempt_at": due, "updated_at": now,
+                         **failure},
+                        {"kind": "attempt", "state_from": _S.SENDING.value,
+                         "state_to": _S.QUEUED.value,
+                         "detail": {**detail, "retry_at": due.isoformat()}})
+            if due is not None:
+                self.stats.expired += 1
+                return ({"state": _S.EXPIRED.value, "next_attempt_at": None,
+                         "completed_at": now, "updated_at": now, **failure},
+                        {"kind": "attempt", "state_from": _S.SENDING.value,
+                         "state_to": _S.EXPIRED.value,
+                         "detail": {**detail, "reason_final": "expires before the next try"}})
+            detail["final"] = "attempts exhausted"
+        self.stats.failed += 1
+        return ({"state": _S.FAILED.value, "next_attempt_at": None, "completed_at": now,
+                 "updated_at": now, **failure},
+                {"kind": "attempt", "state_from": _S.SENDING.value,
+                 "state_to": _S.FAILED.value, "detail": detail})
+
+    async def _refresh_apps(self) -> None:
+        if self.runtime.monotonic() - self._apps_loaded_at < ACCOUNTS_REFRESH_SECONDS:
+            return
+        self._apps_loaded_at = self.runtime.monotonic()
+        async with self.runtime.read_sessions() as reads:
+            rows = (await reads.execute(
+                select(ChannelAccount, Tenant.timezone)
+                .join(Tenant, Tenant.id == ChannelAccount.tenant_id)
+                .where(ChannelAccount.status == ACTIVE))).all()
+        fresh: dict[str, _App] = {}
+        for account, timezone in rows:
+            rate, period = parse_rate(account.rate_limit)
+            app = self._apps.get(account.id)
+            if app is None:
+                app = _App(account, _zone(timezone), rate, float(period))
+            else:  # updated in place: sends in flight hold this object and release it
+                if app.account.updated_at != account.updated_at:
+                    app.context = app.simulator_context = None
+                app.account, app.timezone = account, _zone(timezone)
+                app.rate, app.period = rate, float(period)
+            fresh[account.id] = app
+        active = list(fresh)
+        for app_id, old in self._apps.items():
+            if app_id not in fresh and old.inflight:
+                fresh[app_id] = old  # deleted while sending: keep it until its sends finish
+        self._apps = fresh
+        self._order = [a for a in self._order if a in active] + [
+            a for a in active if a not in self._order]  # a deleted app claims nothing more
+        await self._fail_orphans()
+
+    async def _fail_orphans(self) -> None:
+        """Fail the queued messages of deleted apps with ``app_deleted`` (``sms_apps``: a
+        deleted app sends nothing more), so that they reach a final state."""
+        async with self.runtime.read_sessions() as reads:
+            found = (await reads.execute(
+                select(Message.id).join(ChannelAccount,
+                                        ChannelAccount.id == Message.channel_account_id)
+                .where(ChannelAccount.status != ACTIVE, Message.state == _S.QUEUED.value)
+                .limit(CLAIM_PER_APP))).scalars().all()
+        if not found:
+            return
+        now = self.runtime.clock()
+        async with self.runtime.sessions() as session:
+            failed = (await session.execute(
+                update(Message).where(Message.id.in_(found), Message.state == _S.QUEUED.value)
+                .values(state=_S.FAILED.value, next_attempt_at=None, completed_at=now,
+                        updated_at=now, error_code="app_deleted",
+                        error_detail="the SMS app was deleted before the message was sent")
+                .returning(Message.id, Message.tenant_id)
+                .execution_options(synchronize_session=False))).all()
+            session.add_all(MessageEvent(
+                message_id=row.id, tenant_id=row.tenant_id, kind="state",
+                state_from=_S.QUEUED.value, state_to=_S.FAILED.value,
+                detail={"reason": "app_deleted"}, created_at=now) for row in failed)
+            await session.commit()
+
+
+async def _count_daily(session: AsyncSession, account_id: str, today: date, count: int,
+                       segments: int) -> None:
+    same_day = ChannelAccount.daily_day == today
+    await session.execute(
+        update(ChannelAccount).where(ChannelAccount.id == account_id).values(
+            daily_sent=case((same_day, ChannelAccount.daily_sent + count), else_=count),
+            daily_segments=case((same_day, ChannelAccount.daily_segments + segments),
+                                else_=segments),
+            daily_day=today).execution_options(synchronize_session=False))
+
+
+def _outbound(message: Message, context: AccountContext) -> OutboundSms:
+    return OutboundSms(
+        message_id=message.id, to=message.to_number, sender_id=message.from_number,
+        text=message.text, encoding=message.encoding, segments=message.segments,
+        dlt_entity_id=message.dlt_entity_id, dlt_template_id=message.dlt_template_id,
+        status_callback_url=context.webhook_url_dlr, idempotency_key=message.id,
+        template_variables=tuple(message.dlt_variables or ()))
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (a provider's parsed answer) with ``secrets`` redacted wherever a string holds
+    one: a provider that echoes a credential must not get it stored."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item, secrets) for item in value]
+    return value
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
