@@ -95,8 +95,9 @@ async def test_missing_or_garbage_credentials_answer_401(client: httpx.AsyncClie
     assert missing.json()["code"] == "not_authenticated"
 
 
-async def test_revoked_api_key_answers_401(
-        client: httpx.AsyncClient, tenants: TenantFactory, runtime: Runtime) -> None:
+async def test_a_key_revoked_elsewhere_answers_401_once_the_auth_cache_expires(
+        client: httpx.AsyncClient, tenants: TenantFactory, runtime: Runtime,
+        clock: FakeClock) -> None:
     tenant = await tenants.create()
     assert (await client.get("/tenants/roles/", headers=tenant.headers)).status_code == 200
     async with runtime.sessions() as session:
@@ -105,6 +106,7 @@ async def test_revoked_api_key_answers_401(
         await revoke_api_key(session, tenant_id=tenant.tenant_id, key_id=key.id,
                              now=runtime.clock())
         await session.commit()
+    clock.advance(runtime.settings.auth_cache_seconds + 0.1)
     response = await client.get("/tenants/roles/", headers=tenant.headers)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_api_key"
@@ -158,3 +160,13 @@ async def test_the_login_limit_is_per_email(
     response = await client.post("/token/", json={"email": other.owner_email,
                                                   "password": other.password})
     assert response.status_code == 200
+
+
+async def test_a_key_revoked_through_the_api_answers_401_at_once(
+        client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    tenant = await tenants.create()
+    keys = (await client.get("/tenants/api-keys/", headers=tenant.headers)).json()["results"]
+    revoked = await client.delete(f"/tenants/api-keys/{keys[0]['id']}/", headers=tenant.headers)
+    assert revoked.status_code == 204
+    response = await client.get("/tenants/roles/", headers=tenant.headers)
+    assert response.status_code == 401

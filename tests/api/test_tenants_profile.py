@@ -109,17 +109,20 @@ async def test_settings_show_id_name_region_and_creation_time(
     response = await client.get("/tenants/settings/", headers=tenant.headers)
     assert response.status_code == 200
     assert response.json() == {"id": tenant.tenant_id, "name": "Acme Ltd",
-                               "default_region": "GB", "created_at": "2026-11-24T12:00:00Z"}
+                               "default_region": "GB", "timezone": "UTC",
+                               "created_at": "2026-11-24T12:00:00Z"}
 
 
-async def test_patch_settings_renames_and_changes_the_region(
+async def test_patch_settings_renames_and_changes_the_region_and_timezone(
         client: httpx.AsyncClient, tenants: TenantFactory) -> None:
     tenant = await tenants.create(name="Old Name")
     response = await client.patch("/tenants/settings/", headers=tenant.headers,
-                                  json={"name": "  New Name ", "default_region": "in"})
+                                  json={"name": "  New Name ", "default_region": "in",
+                                        "timezone": "Asia/Kolkata"})
     assert response.status_code == 200
     assert response.json() == {"id": tenant.tenant_id, "name": "New Name",
-                               "default_region": "IN", "created_at": "2026-11-24T12:00:00Z"}
+                               "default_region": "IN", "timezone": "Asia/Kolkata",
+                               "created_at": "2026-11-24T12:00:00Z"}
 
 
 async def test_patch_settings_is_partial(
@@ -138,7 +141,8 @@ BAD_SETTINGS = [
     pytest.param({"name": "   "}, "name", id="name-blank"),
     pytest.param({"name": None}, "name", id="name-null"),
     pytest.param({"name": "n" * 201}, "name", id="name-over-200"),
-    pytest.param({"timezone": "UTC"}, "timezone", id="unknown-field"),
+    pytest.param({"timezone": "Mars/Olympus_Mons"}, "timezone", id="timezone-unknown"),
+    pytest.param({"colour": "#ffffff"}, "colour", id="unknown-field"),
 ]
 
 

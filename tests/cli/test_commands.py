@@ -10,8 +10,9 @@ import pytest
 from click.testing import Result
 
 from tests.cli.conftest import Cli
-from tests.conftest import PASSWORD, TenantFactory
+from tests.conftest import PASSWORD, FakeClock, TenantFactory
 from tidings.pipeline.node_lock import NodeLock
+from tidings.runtime import Runtime
 
 EXPECTED_COMMANDS = {
     (): ["serve", "worker", "migrate", "tenant", "user", "apikey", "wallet"],
@@ -155,8 +156,9 @@ async def test_apikey_with_an_unknown_role_is_a_usage_error(cli: Cli) -> None:
     assert result.stdout == ""
 
 
-async def test_revoked_key_answers_401_through_the_app(
-        cli: Cli, client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+async def test_revoked_key_answers_401_through_the_app_once_the_auth_cache_expires(
+        cli: Cli, client: httpx.AsyncClient, tenants: TenantFactory, clock: FakeClock,
+        runtime: Runtime) -> None:
     tenant = await tenants.create()
     (key,) = json_list(await cli("apikey", "list", "--tenant", tenant.tenant_id, "--json"))
     assert (await client.get("/tenants/roles/", headers=tenant.headers)).status_code == 200
@@ -166,6 +168,7 @@ async def test_revoked_key_answers_401_through_the_app(
 
     assert isinstance(revoked, dict)
     assert revoked["revoked_at"] is not None
+    clock.advance(runtime.settings.auth_cache_seconds + 0.1)
     response = await client.get("/tenants/roles/", headers=tenant.headers)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_api_key"

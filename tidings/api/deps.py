@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.domain.keys import sha256_hex
 from tidings.domain.roles import Permission
 from tidings.errors import RateLimited, Unauthorized
 from tidings.pipeline.throttle import retry_after_seconds
@@ -19,7 +20,8 @@ from tidings.runtime import Runtime
 from tidings.services.auth import Principal, authenticate
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread, on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -50,13 +52,24 @@ def bearer_credential(authorization: str | None) -> str:
 
 async def get_principal(
     runtime: RuntimeDep,
-    session: DbSession,
     authorization: Annotated[str | None, Header()] = None,
     x_tenant_id: Annotated[str | None, Header(alias="X-Tenant-ID")] = None,
 ) -> Principal:
-    """The caller, after authentication and the tenant's API rate limit (429 when spent)."""
-    principal = await authenticate(session, runtime.tokens, bearer_credential(authorization),
-                                   x_tenant_id or None)
+    """The caller, after authentication and the tenant's API rate limit (429 when spent).
+
+    Authentication reads in its own short read-only session, so that on SQLite it never queues
+    behind the writer and the request's own unit of work stays untouched until it writes. A
+    successful answer is cached for ``TIDINGS_AUTH_CACHE_SECONDS`` (access tokens are checked
+    for expiry by the cache's short life and their own ``exp``; revocation takes that long).
+    """
+    credential = bearer_credential(authorization)
+    cache_key = (sha256_hex(credential), x_tenant_id or None)
+    principal = runtime.auth_cache.get(cache_key)
+    if principal is None:
+        async with runtime.read_sessions() as reads:
+            principal = await authenticate(reads, runtime.tokens, credential,
+                                           x_tenant_id or None)
+        runtime.auth_cache.put(cache_key, principal)
     wait = await runtime.api_limiter.take(principal.tenant_id)
     if wait is not None:
         raise RateLimited(f"rate limit of {runtime.settings.api_rate_limit} exceeded",

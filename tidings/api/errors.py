@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from tidings.errors import InvalidInput, RateLimited, TidingsError
 
@@ -65,6 +66,14 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), code, headers=exc.headers)
 
 
+async def _on_client_gone(request: Request, _exc: Exception) -> JSONResponse:
+    # Not a server error: the client (e.g. a provider's webhook that timed out) closed the
+    # connection before its body arrived; nothing was done and no one reads the answer.
+    log.info("%s %s: the client disconnected before sending its whole request",
+             request.method, request.url.path)
+    return error_response(400, "the client disconnected mid-request", "client_disconnected")
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal server error", "internal_error")
@@ -74,4 +83,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TidingsError, _on_tidings_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -33,7 +33,7 @@ class PageRequest:
         return Page[T](count=count, next=following, previous=preceding, results=results)
 
 
-def page_request(request: Request,
+async def page_request(request: Request,
                  limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
                  offset: Annotated[int, Query(ge=0)] = 0) -> PageRequest:
     return PageRequest(limit=limit, offset=offset, request=request)

@@ -8,6 +8,11 @@ from fastapi import APIRouter
 from tidings.api.native import (
     auth,
     contacts,
+    sms_apps,
+    sms_broadcast,
+    sms_messages,
+    sms_templates,
+    sms_webhooks,
     tenant_api_keys,
     tenant_members,
     tenant_tags,
@@ -15,9 +20,15 @@ from tidings.api.native import (
 )
 
 router = APIRouter()
+# The send endpoint first: FastAPI tries routers in order, and it is the hottest path.
+router.include_router(sms_messages.router)
+router.include_router(sms_broadcast.router)
 router.include_router(auth.router)
 router.include_router(tenants.router)
 router.include_router(tenant_members.router)
 router.include_router(tenant_tags.router)
 router.include_router(tenant_api_keys.router)
 router.include_router(contacts.router)
+router.include_router(sms_apps.router)
+router.include_router(sms_templates.router)
+router.include_router(sms_webhooks.router)

@@ -75,4 +75,5 @@ async def revoke_key(key_id: str, caller: KeysManager, session: DbSession,
                      runtime: RuntimeDep) -> Response:
     await api_keys.revoke_api_key(session, tenant_id=caller.tenant_id, actor_role=caller.role,
                                   key_id=key_id, now=runtime.clock())
+    runtime.auth_cache.clear()
     return Response(status_code=204)

@@ -110,17 +110,20 @@ class MemberPatch(RequestBody):
               summary="Change a member's role (members.manage; only owners touch owners)",
               responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
 async def change_role(user_id: str, body: MemberPatch, caller: MembersManager,
-                      session: DbSession) -> MemberBody:
+                      session: DbSession, runtime: RuntimeDep) -> MemberBody:
     member = await members.change_member_role(session, tenant_id=caller.tenant_id,
                                               actor_role=caller.role, user_id=user_id,
                                               role=body.role)
+    runtime.auth_cache.clear()
     return _member_body(member)
 
 
 @router.delete("/users/{user_id}/", status_code=204, response_class=Response,
                summary="Remove a member or withdraw an invitation (members.manage)",
                responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
-async def remove(user_id: str, caller: MembersManager, session: DbSession) -> Response:
+async def remove(user_id: str, caller: MembersManager, session: DbSession,
+                 runtime: RuntimeDep) -> Response:
     await members.remove_member(session, tenant_id=caller.tenant_id, actor_role=caller.role,
                                 user_id=user_id)
+    runtime.auth_cache.clear()
     return Response(status_code=204)

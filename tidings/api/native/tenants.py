@@ -97,6 +97,8 @@ class TenantSettingsBody(BaseModel):
     name: str
     default_region: str = Field(description="ISO 3166-1 alpha-2 region used to read local "
                                             "phone numbers, e.g. 'GB'.")
+    timezone: str = Field(description="IANA time zone; SMS apps' daily counters reset at its "
+                                      "midnight.")
     created_at: datetime
 
 
@@ -107,12 +109,15 @@ class TenantSettingsPatch(RequestBody):
                              max_length=MAX_TENANT_NAME_LENGTH)
     default_region: str | None = Field(default=None, min_length=2, max_length=2,
                                        description="ISO 3166-1 alpha-2, e.g. 'IN'.")
+    timezone: str | None = Field(default=None, min_length=1, max_length=64,
+                                 description="IANA time zone, e.g. 'Asia/Kolkata'.")
 
 
 async def _settings_body(session: DbSession, tenant_id: str) -> TenantSettingsBody:
     tenant = await tenant_profile.get_settings(session, tenant_id)
     return TenantSettingsBody(id=tenant.id, name=tenant.name,
-                              default_region=tenant.default_region, created_at=tenant.created_at)
+                              default_region=tenant.default_region, timezone=tenant.timezone,
+                              created_at=tenant.created_at)
 
 
 @router.get("/settings/", response_model=TenantSettingsBody, summary="The tenant's settings")
