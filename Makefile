@@ -28,8 +28,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Benchmarks print figures (BENCHMARKS.md keeps them); set TIDINGS_BENCH_POSTGRES_URL to run
+# them on PostgreSQL too.
 bench: install
 	$(BIN)/python bench/contact_import.py
+	$(BIN)/python bench/sms_pipeline.py
+	@if [ -n "$$TIDINGS_BENCH_POSTGRES_URL" ]; then \
+		$(BIN)/python bench/contact_import.py --database-url "$$TIDINGS_BENCH_POSTGRES_URL"; \
+		$(BIN)/python bench/sms_pipeline.py --database-url "$$TIDINGS_BENCH_POSTGRES_URL"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,335 @@
+"""Benchmark of the SMS pipeline, as the issue defines it; prints a table, asserts nothing.
+
+    .venv/bin/python bench/sms_pipeline.py [--database-url URL] [--only ingress,e2e,...]
+
+Every stage runs the real programs on loopback, each in its own process, the way an operator
+runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
+(``python -m tests.fakes.twilio``) and a raw-socket HTTP load client (``bench/_load.py``).
+
+1. ingress    20,000 single sends over HTTP from 64 concurrent keep-alive connections to
+              ``tidings serve --no-workers``: accepted messages/s (each on disk before its 201;
+              the stored rows are counted afterwards to prove it).
+2. e2e        a backlog of 20,000 queued messages drained by ``tidings worker`` through the fake
+              Twilio server (no rate limit): messages/s from queued to sent.
+3. broadcast  one 100,000-recipient ``POST /sms/v1/broadcast/`` to ``tidings serve`` (workers
+              on, simulator app): seconds until accepted (202), and until every message is sent.
+4. memory     peak RSS of ``tidings serve`` (workers on) while 1,000,000 messages are queued
+              behind a rate-limited app and the API is in use.
+
+SQLite (a fresh file in a temporary directory) unless ``--database-url`` names a PostgreSQL
+database, whose tables are emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select, text
+
+from tidings.db.base import Base
+from tidings.db.migrate import upgrade_to_head
+from tidings.db.models import Message
+from tidings.db.session import create_engine, create_session_factory
+from tidings.domain.crypto import SecretBox
+from tidings.domain.keys import KeyMode
+from tidings.domain.roles import Role
+from tidings.services.api_keys import create_api_key
+from tidings.services.sms_apps import SmsAppFields, create_sms_app
+from tidings.services.sms_send import (
+    Sender,
+    SendPlan,
+    SendRequest,
+    build_message_row,
+    store_messages,
+)
+from tidings.services.tenancy import create_tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "bench-secret-key-not-for-production-0123456789"
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_TOKEN = "f" * 32
+UNLIMITED = "100000000/min"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def phone(n: int) -> str:
+    return f"+1415{2_000_000 + n:07d}"
+
+
+class Bench:
+    def __init__(self, scratch: Path, database_url: str) -> None:
+        self.scratch = scratch
+        self.database_url = database_url
+        self.engine = create_engine(database_url)
+        self.sessions = create_session_factory(self.engine)
+        self.box = SecretBox([SECRET])
+        self.tenant_id = ""
+        self.api_key = ""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "TIDINGS_DATABASE_URL": self.database_url,
+                "TIDINGS_SECRET_KEY": SECRET, "TIDINGS_VAR_DIR": str(self.scratch / "var"),
+                "TIDINGS_LOG_LEVEL": "WARNING", "TIDINGS_API_RATE_LIMIT": UNLIMITED,
+                "TIDINGS_MAX_REQUEST_BYTES": str(200 * 1024 * 1024), **extra}
+
+    async def prepare(self) -> None:
+        await upgrade_to_head(self.engine)
+        async with self.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            made = await create_tenant(session, name="Bench", owner_email="bench@example.com",
+                                       owner_password="bench password", region="US",
+                                       currency="USD", now=now)
+            key = await create_api_key(session, tenant_id=made.tenant.id, role=Role.OWNER,
+                                       mode=KeyMode.LIVE, name="bench", created_by=None, now=now)
+            await session.commit()
+        self.tenant_id, self.api_key = made.tenant.id, key.secret
+
+    async def add_app(self, name: str, provider: str, rate_limit: str = UNLIMITED,
+                      credentials: dict[str, str] | None = None,
+                      config: dict[str, Any] | None = None) -> str:
+        async with self.sessions() as session:
+            account = await create_sms_app(
+                session, self.box, tenant_id=self.tenant_id,
+                fields=SmsAppFields(name=name, provider=provider, sender_id="+14155550000",
+                                    provider_credentials=credentials or {},
+                                    provider_config=config or {}, rate_limit=rate_limit,
+                                    is_default=True),
+                default_rate_limit=UNLIMITED, now=datetime.now(UTC))
+            await session.commit()
+            return account.id
+
+    async def queue_messages(self, app_id: str, count: int, chunk: int = 5000) -> None:
+        """Store ``count`` queued messages directly, as the API would have."""
+        async with self.sessions() as session:
+            from tidings.db.models import ChannelAccount  # noqa: PLC0415
+            app = await session.get(ChannelAccount, app_id)
+        assert app is not None
+        plan = SendPlan(app=app, template_body=None)
+        sender = Sender(self.tenant_id, "US", "live")
+        now = datetime.now(UTC)
+        for start in range(0, count, chunk):
+            rows = [build_message_row(plan, sender,
+                                      SendRequest(phone=phone(n), text=f"Backlog message {n}"),
+                                      now=now, max_segments=10)
+                    for n in range(start, min(start + chunk, count))]
+            async with self.sessions() as session:
+                await store_messages(session, rows, now)
+                await session.commit()
+
+    async def count(self, *states: str) -> int:
+        async with self.sessions() as session:
+            query = select(func.count()).select_from(Message)
+            if states:
+                query = query.where(Message.state.in_(states))
+            return int((await session.execute(query)).scalar_one())
+
+    async def clear_messages(self) -> None:
+        async with self.engine.begin() as connection:
+            for table in ("message_events", "unmatched_reports", "messages", "batches",
+                          "channel_accounts"):
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+    @contextmanager
+    def process(self, *args: str, env: dict[str, str] | None = None,
+                ready_url: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+        log = (self.scratch / f"{Path(args[0]).name}-{time.monotonic_ns()}.log").open("wb")
+        proc = subprocess.Popen(args, env=env or self.env(), stdout=log, stderr=log, cwd=ROOT)
+        try:
+            if ready_url:
+                wait_until_up(ready_url, proc)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+    def serve(self, port: int, *, workers: bool, **env: str) -> Any:
+        args = [str(BIN / "tidings"), "serve", "--port", str(port)]
+        if not workers:
+            args.append("--no-workers")
+        return self.process(*args, env=self.env(**env),
+                            ready_url=f"http://127.0.0.1:{port}/health")
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def poll(condition: Any, timeout: float, every: float = 0.05) -> float:
+    """Wait until ``await condition()`` is true; return when it became true (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
+            return time.monotonic()
+        await asyncio.sleep(every)
+    raise TimeoutError("condition not reached")
+
+
+async def stage_ingress(bench: Bench, requests: int) -> dict[str, Any]:
+    await bench.add_app("ingress", "SIMULATOR")
+    port = free_port()
+    with bench.serve(port, workers=False):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "_load.py"),
+             f"http://127.0.0.1:{port}/sms/v1/messages/", "--token", bench.api_key,
+             "--requests", str(requests), "--concurrency", "64",
+             "--body-template", '{"phone":"+1415{n7}","text":"Hello, this is message {n}"}'],
+            capture_output=True, text=True, check=True)
+    load = json.loads(result.stdout)
+    stored = await bench.count()
+    await bench.clear_messages()
+    return {"accepted": load["statuses"].get("201", 0), "stored": stored,
+            "seconds": load["seconds"], "per_second": load["per_second"],
+            "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"]}
+
+
+async def stage_e2e(bench: Bench, messages: int) -> dict[str, Any]:
+    app_id = await bench.add_app("twilio", "TWILIO", credentials={
+        "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN})
+    await bench.queue_messages(app_id, messages)
+    fake_port = free_port()
+    fake = [sys.executable, "-m", "tests.fakes.twilio", "--port", str(fake_port),
+            "--account-sid", TWILIO_SID, "--auth-token", TWILIO_TOKEN]
+    with bench.process(*fake, ready_url=f"http://127.0.0.1:{fake_port}/"):
+        env = bench.env(TIDINGS_PROVIDER_URL_TWILIO=f"http://127.0.0.1:{fake_port}")
+        started = time.monotonic()
+        with bench.process(str(BIN / "tidings"), "worker", env=env):
+            async def first_claimed() -> bool:
+                return await bench.count("queued") < messages
+
+            async def all_sent() -> bool:
+                return await bench.count("sent") >= messages
+
+            first = await poll(first_claimed, 60)
+            done = await poll(all_sent, 600, every=0.2)
+    failed = await bench.count("failed")
+    await bench.clear_messages()
+    return {"messages": messages, "seconds": round(done - first, 2),
+            "per_second": round(messages / (done - first), 1),
+            "with_startup_seconds": round(done - started, 2), "failed": failed}
+
+
+async def stage_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
+    await bench.add_app("broadcast", "SIMULATOR", config={"delay_ms": 0})
+    port = free_port()
+    with bench.serve(port, workers=True):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600,
+                                     headers={"Authorization": f"Bearer {bench.api_key}"}) as h:
+            body = {"phones": [phone(n) for n in range(recipients)],
+                    "text": "Big news for {{name|you}}: the sale starts now"}
+            started = time.monotonic()
+            answer = await h.post("/sms/v1/broadcast/", json=body)
+            accepted = time.monotonic()
+            answer.raise_for_status()
+            broadcast_id = answer.json()["id"]
+
+            async def all_sent() -> bool:
+                counters = (await h.get(f"/sms/v1/broadcast/{broadcast_id}/")).json()
+                left = counters.get("queued", 0) + counters.get("sending", 0)
+                return bool(counters["total"]) and left == 0
+
+            done = await poll(all_sent, 1200, every=0.5)
+    stored = await bench.count()
+    await bench.clear_messages()
+    return {"recipients": recipients, "stored": stored,
+            "accepted_seconds": round(accepted - started, 2),
+            "all_sent_seconds": round(done - started, 2)}
+
+
+async def stage_memory(bench: Bench, queued: int) -> dict[str, Any]:
+    app_id = await bench.add_app("held", "SIMULATOR", rate_limit="60/min")
+    filled = time.monotonic()
+    await bench.queue_messages(app_id, queued, chunk=20_000)
+    fill_seconds = time.monotonic() - filled
+    port = free_port()
+    with bench.serve(port, workers=True) as server:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                     headers={"Authorization": f"Bearer {bench.api_key}"}) as h:
+            for n in range(200):
+                await h.post("/sms/v1/messages/", json={"phone": phone(n), "text": "hi"})
+            for offset in (0, 1000, 100_000):
+                (await h.get("/sms/v1/messages/", params={"limit": 500, "offset": offset})
+                 ).raise_for_status()
+            await asyncio.sleep(15)  # dispatcher rounds and periodic jobs over a full queue
+        rss = peak_rss_mb(server.pid)
+    await bench.clear_messages()
+    return {"queued": queued, "peak_rss_mb": round(rss, 1), "fill_seconds": round(fill_seconds)}
+
+
+STAGES = {"ingress": (stage_ingress, 20_000), "e2e": (stage_e2e, 20_000),
+          "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000)}
+
+
+async def run(database_url: str | None, only: list[str], scale: float) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        url = database_url or f"sqlite+aiosqlite:///{scratch}/bench.db"
+        bench = Bench(Path(scratch), url)
+        await bench.prepare()
+        print(f"# {platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()}"
+              f" · {bench.engine.dialect.name} · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+              flush=True)
+        for name in only:
+            stage, size = STAGES[name]
+            result = await stage(bench, max(1, int(size * scale)))
+            print(f"{name:<10} " + "  ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+        await bench.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--only", default="ingress,e2e,broadcast,memory")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every stage's size (0.1 for a quick run)")
+    args = parser.parse_args()
+    asyncio.run(run(args.database_url, args.only.split(","), args.scale))
+
+
+if __name__ == "__main__":
+    main()
