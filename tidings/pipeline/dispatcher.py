@@ -73,7 +73,7 @@ class _App:
     context: AccountContext | None = None
     simulator_context: AccountContext | None = None
     inflight: int = 0
-    unrecorded: int = 0  # claimed, outcome not yet committed (the daily limit counts these)
+    unrecorded: int = 0  # claimed, outcome not yet committed (the window and daily limit count)
     not_before: float = 0.0
 
 

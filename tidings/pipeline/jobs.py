@@ -11,6 +11,8 @@ worker node runs them until the pipeline issue adds an advisory lock so that one
     expire_overdue             every 30 seconds  expires queued messages past their validity
     reset_daily_counters       every 60 seconds  zeroes app counters at the tenant's midnight
     sweep_unmatched_reports    every hour        drops reports that never found their message
+    apply_late_reports         every 5 seconds   applies reports stored as unmatched while their
+                                                 message's provider id was being recorded
 """
 
 from __future__ import annotations
@@ -75,4 +77,6 @@ def default_jobs() -> list[PeriodicJob]:
                     _upkeep("reset_daily_counters", sms_upkeep.reset_daily_counters)),
         PeriodicJob("sweep_unmatched_reports", 3600.0,
                     _upkeep("sweep_unmatched_reports", sms_upkeep.sweep_unmatched_reports)),
+        PeriodicJob("apply_late_reports", 5.0,
+                    _upkeep("apply_late_reports", sms_upkeep.apply_late_reports)),
     ]

@@ -1,9 +1,10 @@
 """The SMS pipeline's periodic upkeep, as use cases the scheduler calls (each in one
-transaction): lease recovery, expiry, simulator reports, daily counter resets, and the sweep
-of reports that never found their message."""
+transaction): lease recovery, expiry, simulator reports, daily counter resets, reports that
+found their message late, and the sweep of reports that never found their message."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant, UnmatchedReport
 from tidings.domain.states import MessageState
 from tidings.providers.sms import simulator
-from tidings.services.reports import apply_status_update
+from tidings.services.reports import INBOUND, apply_status_update, apply_unmatched_reports
 
 UNMATCHED_REPORT_RETENTION = timedelta(days=1)
 SIMULATOR_BATCH = 2000
+LATE_REPORT_WINDOW = timedelta(minutes=10)
+LATE_REPORTS_BATCH = 5000
 _S = MessageState
 
 
@@ -93,6 +96,34 @@ async def reset_daily_counters(session: AsyncSession, now: datetime) -> int:
                 .execution_options(synchronize_session=False))
             reset += 1
     return reset
+
+
+async def apply_late_reports(session: AsyncSession, now: datetime) -> int:
+    """Apply the unmatched reports of the last ``LATE_REPORT_WINDOW`` (newest first, at most
+    ``LATE_REPORTS_BATCH``) whose message carries their provider id by now; answers how many
+    messages had some.
+
+    The dispatcher applies a message's unmatched reports when it records the provider id, but
+    on PostgreSQL a webhook can store a report as unmatched in a transaction concurrent with
+    that one, and neither sees the other's row: without this pass the report would lie unused
+    until the daily sweep and the message would stay ``sent``. Such a report is seconds old
+    when this runs, so older ones (reports for ids no message ever had) are not looked at."""
+    pairs = (await session.execute(
+        select(UnmatchedReport.channel_account_id, UnmatchedReport.provider_message_id)
+        .where(UnmatchedReport.created_at >= now - LATE_REPORT_WINDOW)
+        .order_by(UnmatchedReport.created_at.desc()).limit(LATE_REPORTS_BATCH))).all()
+    by_account: dict[str, set[str]] = defaultdict(set)
+    for account_id, provider_id in pairs:
+        by_account[account_id].add(provider_id)
+    messages: list[Message] = []
+    for account_id, provider_ids in by_account.items():
+        messages.extend((await session.execute(select(Message).where(
+            Message.channel_account_id == account_id,
+            Message.provider_message_id.in_(provider_ids),
+            Message.direction != INBOUND))).scalars())
+    if messages:
+        await apply_unmatched_reports(session, messages, now)
+    return len(messages)
 
 
 async def sweep_unmatched_reports(session: AsyncSession, now: datetime) -> int:
