@@ -20,6 +20,7 @@ order, so a secret on the cut can't leave a prefix behind. Transport reasons los
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -31,7 +32,15 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from tidings.domain.retry import parse_retry_after
-from tidings.providers.base import Accepted, Reject, Retry, SendOutcome
+from tidings.providers.base import (
+    Accepted,
+    AccountContext,
+    Reject,
+    Retry,
+    SendOutcome,
+    WebhookRequest,
+    WebhookVerificationError,
+)
 
 REASON_LIMIT: Final = 500
 """The longest reason kept from a provider's answer or an exception, in characters."""
@@ -143,3 +152,20 @@ def outcome_from_transport_error(
 
 def _clean(text: str, secrets: Iterable[str]) -> str:
     return redact(text, secrets)[:REASON_LIMIT]
+
+
+TOKEN_PARAMETER: Final = "token"
+"""The query parameter that carries an app's webhook token, for providers that cannot sign."""
+
+
+def verify_url_token(request: WebhookRequest, account: AccountContext) -> None:
+    """Check the URL's ``token`` query parameter against the account's webhook token in
+    constant time; raises ``WebhookVerificationError`` when it is missing or differs, or when
+    the account has none (the scheme of every provider without a signature of its own)."""
+    given = request.query.get(TOKEN_PARAMETER)
+    if not given:
+        raise WebhookVerificationError("the token query parameter is missing")
+    if not account.webhook_token:
+        raise WebhookVerificationError("the account has no webhook token")
+    if not hmac.compare_digest(given.encode("utf-8"), account.webhook_token.encode("utf-8")):
+        raise WebhookVerificationError("the token query parameter does not match")

@@ -75,7 +75,6 @@ assumed:
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -91,10 +90,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
     REASON_LIMIT,
+    TOKEN_PARAMETER,
     failure_from_response,
     outcome_from_response,
     outcome_from_transport_error,
     redact,
+    verify_url_token,
 )
 from tidings.providers.base import (
     Accepted,
@@ -112,7 +113,6 @@ from tidings.providers.base import (
     WebhookEvent,
     WebhookPayloadError,
     WebhookRequest,
-    WebhookVerificationError,
 )
 
 slug: Final = "fast2sms"
@@ -120,7 +120,6 @@ default_base_url: Final = "https://www.fast2sms.com"
 
 SEND_PATH: Final = "/dev/bulkV2"
 WALLET_PATH: Final = "/dev/wallet"
-TOKEN_PARAMETER: Final = "token"
 """The query parameter of the webhook URL that carries the account's webhook token."""
 CURRENCY: Final = "INR"
 
@@ -295,13 +294,7 @@ def verify_webhook(request: WebhookRequest, account: AccountContext) -> None:
     """Compare the URL's ``token`` query parameter with the account's webhook token in constant
     time. Raises ``WebhookVerificationError`` when it is missing or differs, or when the
     account has no token."""
-    given = request.query.get(TOKEN_PARAMETER)
-    if not given:
-        raise WebhookVerificationError("the token query parameter is missing")
-    if not account.webhook_token:
-        raise WebhookVerificationError("the account has no webhook token")
-    if not hmac.compare_digest(given.encode("utf-8"), account.webhook_token.encode("utf-8")):
-        raise WebhookVerificationError("the token query parameter does not match")
+    verify_url_token(request, account)
 
 
 def parse_webhook(request: WebhookRequest, account: AccountContext) -> list[WebhookEvent]:

@@ -90,7 +90,6 @@ no listing API; ``Unsupported()``.
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -110,6 +109,7 @@ from tidings.providers._http import (
     outcome_from_response,
     outcome_from_transport_error,
     redact,
+    verify_url_token,
 )
 from tidings.providers.base import (
     Accepted,
@@ -127,7 +127,6 @@ from tidings.providers.base import (
     WebhookEvent,
     WebhookPayloadError,
     WebhookRequest,
-    WebhookVerificationError,
 )
 
 slug: Final = "msg91"
@@ -135,7 +134,6 @@ default_base_url: Final = "https://control.msg91.com"
 
 FLOW_PATH: Final = "/api/v5/flow/"
 BALANCE_PATH: Final = "/api/balance.php"
-TOKEN_PARAMETER: Final = "token"
 """The query parameter of the webhook URL that carries the account's webhook token."""
 DEFAULT_BALANCE_ROUTE: Final = "4"
 """The route whose balance is asked for when the config names none (4: transactional)."""
@@ -314,7 +312,7 @@ def verify_webhook(request: WebhookRequest, account: AccountContext) -> None:
     """Compare the URL's ``token`` query parameter with the account's webhook token in constant
     time. Raises ``WebhookVerificationError`` when it is missing or differs, or when the
     account has no token."""
-    _verify_token(request, account)
+    verify_url_token(request, account)
 
 
 def parse_webhook(request: WebhookRequest, account: AccountContext) -> list[WebhookEvent]:
@@ -403,16 +401,6 @@ def _ist_date(value: object) -> datetime | None:
         return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
     except ValueError:
         return None
-
-
-def _verify_token(request: WebhookRequest, account: AccountContext) -> None:
-    given = request.query.get(TOKEN_PARAMETER)
-    if not given:
-        raise WebhookVerificationError("the token query parameter is missing")
-    if not account.webhook_token:
-        raise WebhookVerificationError("the account has no webhook token")
-    if not hmac.compare_digest(given.encode("utf-8"), account.webhook_token.encode("utf-8")):
-        raise WebhookVerificationError("the token query parameter does not match")
 
 
 # --- account queries -----------------------------------------------------------------------------

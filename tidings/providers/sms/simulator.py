@@ -13,7 +13,6 @@ It has no webhooks of its own: the webhook routes verify the per-app token and r
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Final
 
 import httpx
@@ -21,6 +20,7 @@ import pydantic
 from pydantic import ConfigDict, Field
 
 from tidings.domain.states import MessageState
+from tidings.providers._http import verify_url_token
 from tidings.providers.base import (
     Accepted,
     AccountContext,
@@ -32,7 +32,6 @@ from tidings.providers.base import (
     WebhookAck,
     WebhookEvent,
     WebhookRequest,
-    WebhookVerificationError,
 )
 
 slug: Final = "simulator"
@@ -82,9 +81,7 @@ def simulated_report(message_id: str, config: Config) -> StatusUpdate:
 
 def verify_webhook(request: WebhookRequest, account: AccountContext) -> None:
     """The per-app token in the query string (``?token=``), compared in constant time."""
-    token = request.query.get("token", "")
-    if not token or not hmac.compare_digest(token.encode(), account.webhook_token.encode()):
-        raise WebhookVerificationError("the webhook token is missing or wrong")
+    verify_url_token(request, account)
 
 
 def parse_webhook(request: WebhookRequest, account: AccountContext) -> list[WebhookEvent]:
