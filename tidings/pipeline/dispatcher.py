@@ -6,7 +6,10 @@ One dispatcher runs per worker process (DESIGN.md, "The send pipeline")::
              the app's free send window, its daily limit and its token bucket allow (priority
              >= 100 skips the bucket); they become ``sending`` under a lease
              (``next_attempt_at = now + lease``). PostgreSQL claims with SKIP LOCKED, so
-             several workers share the queue.
+             several workers share the queue. The window bounds the sends awaiting the
+             provider; claimed messages whose outcome is not committed yet are bounded at
+             ``UNRECORDED_WINDOWS`` windows, so slots free up as answers arrive instead of
+             waiting for the next commit, and a crash re-sends at most that many per app.
     send     each claimed message is a task: provider.send() over the shared HTTP client;
              test-mode messages go to the simulator; a message past ``expires_at`` is not sent
     record   outcomes are written in batches: Accepted -> sent (provider id kept, reports that
@@ -59,6 +62,7 @@ ACCOUNTS_REFRESH_SECONDS = 2.0
 IDLE_POLL_SECONDS = 0.05
 RESULT_FLUSH_SECONDS = 0.02
 RESULT_FLUSH_SIZE = 1000
+UNRECORDED_WINDOWS = 2
 _S = MessageState
 
 
@@ -72,8 +76,8 @@ class _App:
     period: float
     context: AccountContext | None = None
     simulator_context: AccountContext | None = None
-    inflight: int = 0
-    unrecorded: int = 0  # claimed, outcome not yet committed (the window and daily limit count)
+    inflight: int = 0  # claimed, provider not answered yet (the window)
+    unrecorded: int = 0  # claimed, outcome not committed yet (the crash bound and daily limit)
     not_before: float = 0.0
 
 
@@ -117,6 +121,10 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._wake = asyncio.Event()
+        self._claimed_last_round = False
+        # Claims and outcome records take turns here rather than in the database: on SQLite
+        # a second writer would sleep in its busy handler while the first commits.
+        self._writing = asyncio.Lock()
 
     def wake(self) -> None:
         """New messages may be due: claim now rather than at the next poll."""
@@ -156,16 +164,18 @@ class Dispatcher:
     async def claim_and_send(self) -> int:
         """One round: claim what every app may send now and start sending it."""
         await self._refresh_apps()
-        if not self._order or not await self._anything_due():
+        # The probe keeps an idle dispatcher off the write lock; after a round that claimed
+        # something, more is likely due and the claim itself finds out.
+        if not self._order or (not self._claimed_last_round and not await self._anything_due()):
+            self._claimed_last_round = False
             return 0
         now = self.runtime.clock()
         claimed: list[tuple[_App, list[Message]]] = []
-        async with self.runtime.sessions() as session:
+        async with self._writing, self.runtime.sessions() as session:
             for app_id in self._rotated():
                 app = self._apps[app_id]
-                # The window counts sends whose outcome is not committed yet, not only those
-                # awaiting the provider: a crash re-sends at most one window per app.
-                free = self.window - app.unrecorded
+                free = min(self.window - app.inflight,
+                           UNRECORDED_WINDOWS * self.window - app.unrecorded)
                 if free <= 0:
                     continue
                 # While the app waits for its bucket, messages that skip it still go.
@@ -186,6 +196,7 @@ class Dispatcher:
                 count += 1
         self.stats.claimed += count
         self.stats.rounds += 1
+        self._claimed_last_round = count > 0
         return count
 
     async def _anything_due(self) -> bool:
@@ -268,8 +279,10 @@ class Dispatcher:
             app.inflight -= 1
             self._results.append(_Outcome(message, app, outcome, simulated))
             if len(self._results) >= RESULT_FLUSH_SIZE or (
-                    app.inflight == 0 and app.unrecorded >= self.window):
-                self._results_ready.set()  # the batch is big, or the app's window waits on it
+                    app.unrecorded - app.inflight >= self.window):
+                self._results_ready.set()  # the batch is big, or the app's claims wait on it
+            if app.inflight == self.window // 2:
+                self._wake.set()  # half the window is free: claim again without polling
 
     def _context(self, app: _App, simulated: bool) -> AccountContext:
         settings = self.runtime.settings
@@ -305,7 +318,7 @@ class Dispatcher:
             return 0
         results, self._results = self._results, []
         try:
-            async with self.runtime.sessions() as session:
+            async with self._writing, self.runtime.sessions() as session:
                 await self._record(session, results)
                 await session.commit()
         except BaseException:
@@ -347,8 +360,8 @@ class Dispatcher:
             await session.execute(
                 update(table).where(table.c.id == bindparam("_id"))
                 .values({column: bindparam(column) for column in columns}), rows)
-        if events:
-            await session.execute(insert(MessageEvent), events)
+        if events:  # Core, not the ORM's bulk insert: the rows are plain dicts already
+            await session.execute(insert(cast(Table, MessageEvent.__table__)), events)
         for message, values in decided:
             state = values["state"]
             self.stats.by_state[state] += 1
@@ -370,10 +383,7 @@ class Dispatcher:
                                       else 0) + count
                 account.daily_day = today
         if accepted:
-            await session.flush()
-            reloaded = (await session.execute(select(Message).where(
-                Message.id.in_([m.id for m in accepted])))).scalars().all()
-            await apply_unmatched_reports(session, list(reloaded), now)
+            await apply_unmatched_reports(session, accepted, now)
 
     def _decide(self, result: _Outcome, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
         message, outcome = result.message, result.outcome

@@ -163,15 +163,17 @@ class AccountContext:
     webhook_url_dlr: str
     webhook_url_inbound: str
     webhook_token: str = field(repr=False)
+    _secrets: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "credentials", MappingProxyType(dict(self.credentials)))
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        values = (*self.credentials.values(), self.webhook_token)
+        object.__setattr__(self, "_secrets", tuple(value for value in values if value))
 
     def secrets(self) -> tuple[str, ...]:
         """Every non-empty credential value and the webhook token: what ``redact`` must hide."""
-        values = (*self.credentials.values(), self.webhook_token)
-        return tuple(value for value in values if value)
+        return self._secrets
 
 
 # --- webhooks ------------------------------------------------------------------------------------

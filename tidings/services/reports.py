@@ -146,8 +146,12 @@ async def store_inbound(session: AsyncSession, account: ChannelAccount, event: I
 
 async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Message],
                                   now: datetime) -> int:
-    """Apply reports that arrived before ``messages`` had their provider ids recorded."""
-    by_key = {(m.channel_account_id, m.provider_message_id): m for m in messages
+    """Apply reports that arrived before ``messages`` had their provider ids recorded.
+
+    ``messages`` need only their id, app and provider id to be current (the dispatcher passes
+    its own copies, whose state it has just changed in the database): the few that have
+    waiting reports are loaded again in ``session`` before a report is applied."""
+    by_key = {(m.channel_account_id, m.provider_message_id): m.id for m in messages
               if m.provider_message_id}
     if not by_key:
         return 0
@@ -155,9 +159,16 @@ async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Mess
         UnmatchedReport.channel_account_id.in_({k[0] for k in by_key}),
         UnmatchedReport.provider_message_id.in_({k[1] for k in by_key}),
     ).order_by(UnmatchedReport.id))).scalars().all()
+    waiting = {by_key[key] for row in rows
+               if (key := (row.channel_account_id, row.provider_message_id)) in by_key}
+    if not waiting:
+        return 0
+    current = {m.id: m for m in (await session.execute(
+        select(Message).where(Message.id.in_(waiting)))).scalars()}
     applied = 0
     for row in rows:
-        message = by_key.get((row.channel_account_id, row.provider_message_id))
+        message_id = by_key.get((row.channel_account_id, row.provider_message_id))
+        message = current.get(message_id) if message_id else None
         if message is None:
             continue
         if await apply_status_update(session, message, _report_from_payload(row), now):
