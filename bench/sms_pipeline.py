@@ -8,7 +8,8 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
 
 1. ingress    20,000 single sends over HTTP from 64 concurrent keep-alive connections to
               ``tidings serve --no-workers``: accepted messages/s (each on disk before its 201;
-              the stored rows are counted afterwards to prove it).
+              the stored rows are counted afterwards to prove it). ``ingress2``: the same with
+              ``--api-processes 2``.
 2. e2e        a backlog of 20,000 queued messages drained by ``tidings worker`` through the fake
               Twilio server (no rate limit): messages/s from queued to sent.
 3. broadcast  one 100,000-recipient ``POST /sms/v1/broadcast/`` to ``tidings serve`` (workers
@@ -172,8 +173,9 @@ class Bench:
                 proc.kill()
             log.close()
 
-    def serve(self, port: int, *, workers: bool, **env: str) -> Any:
-        args = [str(BIN / "tidings"), "serve", "--port", str(port)]
+    def serve(self, port: int, *, workers: bool, api_processes: int = 1, **env: str) -> Any:
+        args = [str(BIN / "tidings"), "serve", "--port", str(port),
+                "--api-processes", str(api_processes)]
         if not workers:
             args.append("--no-workers")
         return self.process(*args, env=self.env(**env),
@@ -211,10 +213,10 @@ async def poll(condition: Any, timeout: float, every: float = 0.05) -> float:
     raise TimeoutError("condition not reached")
 
 
-async def stage_ingress(bench: Bench, requests: int) -> dict[str, Any]:
+async def stage_ingress(bench: Bench, requests: int, api_processes: int = 1) -> dict[str, Any]:
     await bench.add_app("ingress", "SIMULATOR")
     port = free_port()
-    with bench.serve(port, workers=False):
+    with bench.serve(port, workers=False, api_processes=api_processes):
         result = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "_load.py"),
              f"http://127.0.0.1:{port}/sms/v1/messages/", "--token", bench.api_key,
@@ -224,7 +226,8 @@ async def stage_ingress(bench: Bench, requests: int) -> dict[str, Any]:
     load = json.loads(result.stdout)
     stored = await bench.count()
     await bench.clear_messages()
-    return {"accepted": load["statuses"].get("201", 0), "stored": stored,
+    return {"api_processes": api_processes, "accepted": load["statuses"].get("201", 0),
+            "stored": stored,
             "seconds": load["seconds"], "per_second": load["per_second"],
             "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"]}
 
@@ -302,7 +305,12 @@ async def stage_memory(bench: Bench, queued: int) -> dict[str, Any]:
     return {"queued": queued, "peak_rss_mb": round(rss, 1), "fill_seconds": round(fill_seconds)}
 
 
-STAGES = {"ingress": (stage_ingress, 20_000), "e2e": (stage_e2e, 20_000),
+async def stage_ingress_two_processes(bench: Bench, requests: int) -> dict[str, Any]:
+    return await stage_ingress(bench, requests, api_processes=2)
+
+
+STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
+          "e2e": (stage_e2e, 20_000),
           "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000)}
 
 
@@ -324,7 +332,7 @@ async def run(database_url: str | None, only: list[str], scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--only", default="ingress,e2e,broadcast,memory")
+    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's size (0.1 for a quick run)")
     args = parser.parse_args()

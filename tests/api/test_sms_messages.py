@@ -252,6 +252,49 @@ async def test_a_bad_send_answers_400_and_stores_nothing(
     assert await _count_messages(runtime) == 0
 
 
+MALFORMED_BODIES: list[tuple[str, bytes, str, str]] = [
+    # label, raw request body, expected code, what detail names
+    ("not-json", b'{"phone": "+14155550100", "text": ', "malformed_json", "not valid JSON"),
+    ("empty-body", b"", "invalid", "body"),
+    ("a-json-list", b'[{"phone": "+14155550100", "text": "hi"}]', "invalid", "body"),
+    ("no-phone", b'{"text": "hi"}', "invalid", "phone"),
+    ("unknown-field", b'{"phone": "+14155550100", "text": "hi", "to": "x"}', "invalid", "to"),
+    ("phone-a-number", b'{"phone": 14155550100, "text": "hi"}', "invalid", "phone"),
+]
+
+
+@pytest.mark.parametrize("path", ["/sms/v1/messages/", "/sms/v1/messages/send/"])
+@pytest.mark.parametrize(("raw", "code", "named"), [case[1:] for case in MALFORMED_BODIES],
+                         ids=[case[0] for case in MALFORMED_BODIES])
+async def test_a_malformed_send_body_answers_400_and_stores_nothing(
+        client: httpx.AsyncClient, sending: Sending, runtime: Runtime, path: str, raw: bytes,
+        code: str, named: str) -> None:
+    response = await client.post(path, content=raw, headers={
+        **sending.tenant.headers, "Content-Type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    assert (response.json()["code"], named in response.json()["detail"]) == (code, True)
+    assert await _count_messages(runtime) == 0
+
+
+async def test_an_unauthenticated_send_answers_401_before_its_body_is_read(
+        client: httpx.AsyncClient, runtime: Runtime) -> None:
+    response = await client.post("/sms/v1/messages/", content=b"{not json",
+                                 headers={"Content-Type": "application/json"})
+
+    assert (response.status_code, response.json()["code"]) == (401, "not_authenticated")
+    assert await _count_messages(runtime) == 0
+
+
+async def test_the_send_body_is_documented_in_openapi(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    for path in ("/sms/v1/messages/", "/sms/v1/messages/send/"):
+        schema = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert {"phone", "text"} <= set(schema["required"]), path
+        assert {"sms_app_id", "priority", "client_ref", "ttl"} <= set(schema["properties"])
+
+
 async def test_another_tenants_app_answers_400_and_stores_nothing(
         client: httpx.AsyncClient, sending: Sending, tenants: TenantFactory,
         runtime: Runtime) -> None:

@@ -55,7 +55,13 @@ async def get_principal(
     authorization: Annotated[str | None, Header()] = None,
     x_tenant_id: Annotated[str | None, Header(alias="X-Tenant-ID")] = None,
 ) -> Principal:
-    """The caller, after authentication and the tenant's API rate limit (429 when spent).
+    """The caller, after authentication and the tenant's API rate limit (429 when spent)."""
+    return await authenticate_caller(runtime, authorization, x_tenant_id)
+
+
+async def authenticate_caller(runtime: Runtime, authorization: str | None,
+                              x_tenant_id: str | None) -> Principal:
+    """``get_principal`` for endpoints that read their request themselves (the send path).
 
     Authentication reads in its own short read-only session, so that on SQLite it never queues
     behind the writer and the request's own unit of work stays untouched until it writes. A

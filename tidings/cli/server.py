@@ -11,28 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from tidings.cli.common import emit, fail, load_settings, open_database, run, shown_url
+from tidings.cli.serving import (
+    STOP_SIGNALS,
+    ApiProcesses,
+    absorbing_stop_signals,
+    shared_port_socket,
+    uvicorn_server,
+)
 from tidings.config import Settings
-from tidings.logging_setup import parse_level
 from tidings.pipeline.node_lock import NodeLock, NodeLockBusy
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
 from tidings.services.tenancy import count_tenants
 
 log = logging.getLogger("tidings.cli")
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def serve(
@@ -44,13 +46,19 @@ def serve(
     no_workers: Annotated[bool, typer.Option(
         "--no-workers", help="Serve the API only; run the workers elsewhere (`tidings worker`).",
     )] = False,
+    api_processes: Annotated[int | None, typer.Option(
+        "--api-processes", min=1, max=64,
+        help="HTTP API processes sharing the port, for more than one core (default: "
+             "TIDINGS_API_PROCESSES, else 1). The workers run in the first only.",
+        show_default=False)] = None,
 ) -> None:
     """Serve the HTTP API, with the background workers in the same process unless --no-workers.
 
     Applies pending migrations first; on an empty database, prints how to create the first
     tenant. Runs until SIGTERM or Ctrl+C, then finishes the requests in flight and exits 0.
+    With more than one API process, see ``tidings.cli.serving``.
     """
-    settings = load_settings(host=host, port=port)
+    settings = load_settings(host=host, port=port, api_processes=api_processes)
     lock = NodeLock.for_database(settings.database_url)
     if lock is not None and not no_workers:
         try:
@@ -63,17 +71,27 @@ def serve(
     # Imported here so that the other commands do not load FastAPI.
     from tidings.app import create_app
 
-    config = uvicorn.Config(create_app(settings, run_workers=not no_workers),
-                            host=settings.host, port=settings.port, lifespan="on",
-                            log_config=None, log_level=parse_level(settings.log_level))
-    server = uvicorn.Server(config)
+    server = uvicorn_server(create_app(settings, run_workers=not no_workers), settings)
+    sockets: list[socket.socket] | None = None
+    extra: ApiProcesses | None = None
+    if settings.api_processes > 1:
+        try:
+            sockets = [shared_port_socket(settings.host, settings.port)]
+        except OSError as exc:
+            fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+        port_taken = sockets[0].getsockname()[1]  # the real one when --port 0 asked for any
+        extra = ApiProcesses(settings.api_processes - 1, settings.host, port_taken)
+        extra.start()
     try:
-        with _absorbing_stop_signals():
-            server.run()
+        with absorbing_stop_signals():
+            server.run(sockets=sockets)
     except SystemExit as exc:  # uvicorn exits this way when it cannot listen
         if exc.code:
             fail("the server did not start (the reason is logged above)")
         raise
+    finally:
+        if extra is not None:
+            extra.stop()
     if not server.started:
         fail("the server did not start (the reason is logged above)")
 
@@ -84,23 +102,6 @@ async def _prepare(settings: Settings) -> int:
         if not database.applied:
             log.info("database %s is up to date", shown_url(settings.database_url))
         return await count_tenants(session)
-
-
-@contextmanager
-def _absorbing_stop_signals() -> Iterator[None]:
-    """uvicorn handles SIGTERM/SIGINT itself and, after shutting down gracefully, raises the
-    signal again so that the handler it found runs. The handlers installed here are what it
-    finds: they do nothing, so a clean stop exits 0 instead of dying by the signal."""
-
-    def absorb(signum: int, _frame: FrameType | None) -> None:
-        log.debug("signal %d received after shutdown", signum)
-
-    previous = {sig: signal.signal(sig, absorb) for sig in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def first_start_hint(program: str, base_url: str) -> str:
@@ -177,12 +178,12 @@ def _stop_signals() -> Iterator[asyncio.Event]:
     announce themselves, so that a signal sent on seeing that line is never missed)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in _STOP_SIGNALS:
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         yield stop
     finally:
-        for sig in _STOP_SIGNALS:
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.db.models import ChannelAccount, Message, Tenant, Wallet, WalletEntry
@@ -203,8 +203,8 @@ async def store_messages(session: AsyncSession, pending: Sequence[PendingMessage
                 f"({item.debit_minor} minor units); top it up", "insufficient_balance")
             continue
         rows.append(item.row)
-    if rows:
-        await session.execute(insert(Message), rows)
+    if rows:  # Core, not the ORM's bulk insert: every row is a full dict of column values
+        await session.execute(insert(cast(Table, Message.__table__)), rows)
 
 
 async def _debit(session: AsyncSession, item: PendingMessage, now: datetime) -> bool:

@@ -1,0 +1,168 @@
+"""Running the HTTP API under uvicorn, in one process or several sharing the port.
+
+One Python process handles about a thousand sends a second on one core (BENCHMARKS.md). With
+``--api-processes N`` (``TIDINGS_API_PROCESSES``), ``tidings serve`` listens on a socket bound
+with ``SO_REUSEPORT`` and starts ``N - 1`` more API-only processes, each binding its own socket
+to the same address; the kernel spreads new connections across them. Only the first process
+runs the workers (the dispatcher picks up the others' messages at its next poll, within
+50 ms). Each process has its own caches and, without Redis, its own API rate limiter: with
+``TIDINGS_REDIS_URL`` unset a tenant's API rate limit applies per process.
+
+A child stops when the parent asks (SIGTERM), on Ctrl+C, or when the parent dies (it watches
+the parent's sentinel); one that exits on its own with an error is started again after a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from tidings.config import Settings
+from tidings.logging_setup import configure_logging, parse_level
+
+log = logging.getLogger("tidings.cli")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESTART_DELAY_SECONDS = 1.0
+CHILD_START_SECONDS = 60.0
+CHILD_STOP_SECONDS = 30.0
+
+
+def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
+    """The uvicorn server every API process runs (its access log filtered by our logging)."""
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
+                            log_config=None, log_level=parse_level(settings.log_level))
+    return uvicorn.Server(config)
+
+
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` that other processes of ours may bind too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextmanager
+def absorbing_stop_signals() -> Iterator[None]:
+    """uvicorn handles SIGTERM/SIGINT itself and, after shutting down gracefully, raises the
+    signal again so that the handler it found runs. The handlers installed here are what it
+    finds: they do nothing, so a clean stop exits 0 instead of dying by the signal."""
+
+    def absorb(signum: int, _frame: FrameType | None) -> None:
+        log.debug("signal %d received after shutdown", signum)
+
+    previous = {sig: signal.signal(sig, absorb) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class ApiProcesses:
+    """Starts, restarts and stops the extra API processes of one ``tidings serve``."""
+
+    def __init__(self, count: int, host: str, port: int) -> None:
+        self.count, self.host, self.port = count, host, port
+        self._context = multiprocessing.get_context("spawn")
+        self._children: list[BaseProcess] = []
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self, timeout: float = CHILD_START_SECONDS) -> None:
+        """Start the children and wait until each listens (or ``timeout`` passes), so that the
+        first connections are spread across all of them rather than all kept by the parent."""
+        started = [self._spawn() for _ in range(self.count)]
+        self._children = [child for child, _ in started]
+        deadline = time.monotonic() + timeout
+        for child, ready in started:
+            while not ready.wait(0.1):
+                if not child.is_alive() or time.monotonic() > deadline:
+                    log.warning("API process %s is not listening yet; serving without it",
+                                child.pid)
+                    break
+        self._watcher = threading.Thread(target=self._restart_failed, name="api-processes",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> tuple[BaseProcess, Any]:
+        ready = self._context.Event()
+        child = self._context.Process(target=serve_api_child,
+                                      args=(self.host, self.port, ready),
+                                      name="tidings-api", daemon=False)
+        child.start()
+        return child, ready
+
+    def _restart_failed(self) -> None:
+        while not self._stopping.is_set():
+            wait([child.sentinel for child in self._children], timeout=0.5)
+            for position, child in enumerate(self._children):
+                if self._stopping.is_set() or child.is_alive():
+                    continue
+                child.join()
+                if child.exitcode == 0:
+                    continue  # it was told to stop (Ctrl+C reaches the whole process group)
+                log.warning("API process %s exited with %s; starting another", child.pid,
+                            child.exitcode)
+                if self._stopping.wait(RESTART_DELAY_SECONDS):
+                    return
+                self._children[position], _ = self._spawn()
+
+    def stop(self) -> None:
+        """Ask every child to finish its requests and exit; kill those that do not."""
+        self._stopping.set()
+        for child in self._children:
+            if child.is_alive() and child.pid is not None:
+                child.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for child in self._children:
+            child.join(CHILD_STOP_SECONDS)
+            if child.is_alive():
+                child.kill()
+                child.join()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+
+def serve_api_child(host: str, port: int, ready: Any) -> None:
+    """The body of an extra API process (no workers), started by ``ApiProcesses``; sets the
+    ``ready`` event once it listens."""
+    configure_logging()
+    from tidings.app import create_app  # noqa: PLC0415 (heavy; only API processes need it)
+    from tidings.cli.common import load_settings  # noqa: PLC0415
+
+    settings = load_settings(host=host, port=port)
+    server = uvicorn_server(create_app(settings, run_workers=False), settings)
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        ready.set()
+        if parent is not None:
+            wait([parent.sentinel])
+            server.should_exit = True  # the parent died (SIGKILL, a crash): stop serving
+
+    threading.Thread(target=watch, name="api-process-watch", daemon=True).start()
+    sock = shared_port_socket(host, port)
+    with absorbing_stop_signals():
+        server.run(sockets=[sock])
