@@ -113,6 +113,20 @@ async def test_a_plain_request_goes_on_the_wire_exactly_as_httpx_sends_it(
         (theirs.status_code, theirs.json(), theirs.headers["x-request-id"])
 
 
+async def test_calls_to_one_url_with_different_params_each_send_their_own_query(
+        server: RawServer) -> None:
+    """The client parses each URL once and reuses it: the reuse must not carry one call's
+    query parameters into the next."""
+    async with dispatch_client(5.0) as http:
+        await http.get(server.url + "/balance", params={"key": "a"})
+        await http.get(server.url + "/balance", params={"key": "b", "type": "4"})
+        await http.get(server.url + "/balance")
+
+    assert [seen.line for seen in server.seen] == [
+        "GET /balance?key=a HTTP/1.1", "GET /balance?key=b&type=4 HTTP/1.1",
+        "GET /balance HTTP/1.1"]
+
+
 async def test_the_answer_carries_the_request_it_answers(server: RawServer) -> None:
     async with dispatch_client(5.0) as http:
         answer = await http.post(server.url + "/x", data={"a": "1"})

@@ -33,6 +33,7 @@ from tidings import __version__
 
 USE_CLIENT_DEFAULT: Any = httpx.USE_CLIENT_DEFAULT
 _DEFAULTED = type(httpx.USE_CLIENT_DEFAULT)  # httpx's "argument not given" marker
+PARSED_URLS_KEPT = 1024
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -113,6 +114,7 @@ class DispatchClient(httpx.AsyncClient):
         self._plain_transport = transport
         self._plain_headers = dict(self.headers)
         self._plain_timeout = self.timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
 
     async def request(
         self, method: str, url: httpx.URL | str, *, content: Any = None, data: Any = None,
@@ -135,14 +137,26 @@ class DispatchClient(httpx.AsyncClient):
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         merged = self._plain_headers if not headers else {
             **self._plain_headers, **{name.lower(): value for name, value in headers.items()}}
-        request = httpx.Request(method, url, params=params, headers=merged, content=content,
-                                data=data, json=json,
+        request = httpx.Request(method, self._parsed(url), params=params, headers=merged,
+                                content=content, data=data, json=json,
                                 extensions={"timeout": self._plain_timeout})
         if isinstance(auth, tuple):
             auth = httpx.BasicAuth(*auth)
         if isinstance(auth, httpx.BasicAuth):
             request = next(auth.auth_flow(request))  # Basic auth only sets the header
         return await self._plain_transport.handle_async_request(request)
+
+    def _parsed(self, url: httpx.URL | str) -> httpx.URL:
+        """``url`` parsed once: a provider calls the same few URLs over and over, and httpx's
+        URL parsing (host checks included) was a tenth of a send. URLs are immutable."""
+        if isinstance(url, httpx.URL):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= PARSED_URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
 
 def dispatch_client(timeout_seconds: float) -> httpx.AsyncClient:
