@@ -38,7 +38,8 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         app.state.send_preparer = SendPreparer(app.state.runtime.read_sessions,
                                                app.state.runtime.send_cache)
         app.state.ingest = MessageIngest(app.state.runtime.sessions, store_messages,
-                                         app.state.runtime.clock, on_commit=wake)
+                                         app.state.runtime.clock, on_commit=wake,
+                                         write_turn=app.state.runtime.write_turn)
         try:
             if workers is not None:
                 await workers.start()  # NodeLockBusy when another process has the workers

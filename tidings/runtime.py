@@ -1,13 +1,16 @@
 """What one running Tidings process shares: settings, the database engine and session factories
 (``sessions`` for work that writes, ``read_sessions`` for reads that must not queue behind the
-SQLite writer), the token issuer, the rate limiters and send budgets, the credentials box, the
-shared HTTP client for providers, the clock and the metrics registry. Built by the app's
-lifespan (or a worker), handed down explicitly; nothing here exists at import time."""
+SQLite writer, ``write_turn`` for the background writers), the token issuer, the rate limiters
+and send budgets, the credentials box, the shared HTTP client for providers, the clock and the
+metrics registry. Built by the app's lifespan (or a worker), handed down explicitly; nothing
+here exists at import time."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,6 +48,11 @@ class Runtime:
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     auth_cache: TtlCache[Any] = field(init=False)
     send_cache: TtlCache[Any] = field(init=False)
+    write_turn: AbstractAsyncContextManager[Any] = field(init=False)
+    """Held by this process's background writers (ingest, dispatcher, jobs) around each write
+    transaction. On SQLite, with one writer per file, they queue here in turn instead of
+    sleeping in SQLite's busy handler while another commits; on PostgreSQL it holds nothing
+    back."""
 
     def __post_init__(self) -> None:
         # Hot-path lookups may be this stale: a revoked key keeps working on a node for at most
@@ -52,6 +60,8 @@ class Runtime:
         ttl = self.settings.auth_cache_seconds
         self.auth_cache = TtlCache(ttl, self.monotonic)
         self.send_cache = TtlCache(ttl, self.monotonic)
+        self.write_turn = (asyncio.Lock() if self.engine.dialect.name == "sqlite"
+                           else _NoTurn())
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utc_now,
@@ -97,3 +107,13 @@ class Runtime:
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()
+
+
+class _NoTurn:
+    """``write_turn`` where the database takes concurrent writers (PostgreSQL)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None

@@ -21,12 +21,12 @@ from tests.pipeline.test_dispatcher import (
     settle,
     states,
 )
-from tidings.db.models import ChannelAccount, Tenant, UnmatchedReport
+from tidings.db.models import ChannelAccount, Message, Tenant, UnmatchedReport
 from tidings.domain.states import MessageState
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.providers.base import StatusUpdate
 from tidings.runtime import Runtime
-from tidings.services.reports import apply_webhook_events
+from tidings.services.reports import apply_status_updates, apply_webhook_events
 from tidings.services.sms_upkeep import (
     deliver_simulator_reports,
     expire_overdue,
@@ -200,6 +200,37 @@ async def test_a_report_for_an_unknown_provider_id_waits_and_applies_when_the_id
     assert await unmatched_count(runtime) == 0
     assert [(e.kind, e.state_from, e.state_to) for e in await history(runtime, message_id)] == [
         ("attempt", "sending", "sent"), ("report", "sent", "delivered")]
+
+
+async def test_a_batch_of_reports_applies_each_report_once_per_message(
+        runtime: Runtime, tenants: TenantFactory) -> None:
+    """``apply_status_updates`` reads every history in one query; a report repeated in the
+    batch, or already in the history, is a redelivery and changes nothing."""
+    tenant = await tenants.create()
+    app = await make_app(runtime, tenant.tenant_id, provider="SIMULATOR",
+                         config={"delay_ms": 60_000})
+    first, second = await queue(runtime, app, 2)
+    await one_round(Dispatcher(runtime))
+    delivered = StatusUpdate("", MessageState.DELIVERED, "delivered")
+    async with runtime.sessions() as session:
+        messages = {m.id: m for m in (await session.execute(
+            select(Message).where(Message.id.in_([first, second])))).scalars()}
+        await apply_status_updates(session, [(messages[first], delivered)], runtime.clock())
+        await session.commit()
+
+    async with runtime.sessions() as session:
+        messages = {m.id: m for m in (await session.execute(
+            select(Message).where(Message.id.in_([first, second])))).scalars()}
+        changed = await apply_status_updates(session, [
+            (messages[first], delivered), (messages[second], delivered),
+            (messages[second], delivered)], runtime.clock())
+        await session.commit()
+
+    assert changed == 1  # only the second message's first copy moved a state
+    assert await states(runtime, [first, second]) == ["delivered", "delivered"]
+    for message_id in (first, second):
+        reports = [e for e in await history(runtime, message_id) if e.kind == "report"]
+        assert [(e.state_from, e.state_to) for e in reports] == [("sent", "delivered")]
 
 
 async def test_reports_that_never_find_their_message_are_swept_after_a_day(

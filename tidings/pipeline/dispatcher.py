@@ -122,9 +122,6 @@ class Dispatcher:
         self._stopping = False
         self._wake = asyncio.Event()
         self._claimed_last_round = False
-        # Claims and outcome records take turns here rather than in the database: on SQLite
-        # a second writer would sleep in its busy handler while the first commits.
-        self._writing = asyncio.Lock()
 
     def wake(self) -> None:
         """New messages may be due: claim now rather than at the next poll."""
@@ -171,7 +168,7 @@ class Dispatcher:
             return 0
         now = self.runtime.clock()
         claimed: list[tuple[_App, list[Message]]] = []
-        async with self._writing, self.runtime.sessions() as session:
+        async with self.runtime.write_turn, self.runtime.sessions() as session:
             for app_id in self._rotated():
                 app = self._apps[app_id]
                 free = min(self.window - app.inflight,
@@ -318,7 +315,7 @@ class Dispatcher:
             return 0
         results, self._results = self._results, []
         try:
-            async with self._writing, self.runtime.sessions() as session:
+            async with self.runtime.write_turn, self.runtime.sessions() as session:
                 await self._record(session, results)
                 await session.commit()
         except BaseException:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,8 +43,10 @@ class MessageIngest:
     """The group-commit writer; ``start`` it before the first submit, ``stop`` it last."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: Store, clock: Clock,
-                 max_batch: int = 2000, on_commit: Callable[[], None] | None = None) -> None:
+                 max_batch: int = 2000, on_commit: Callable[[], None] | None = None,
+                 write_turn: AbstractAsyncContextManager[Any] | None = None) -> None:
         self._sessions = sessions
+        self._write_turn = write_turn or nullcontext()
         self._store = store
         self._clock = clock
         self._max_batch = max_batch
@@ -122,7 +126,7 @@ class MessageIngest:
     async def _commit(self, items: list[PendingMessage]) -> None:
         for item in items:
             item.error = None
-        async with self._sessions() as session:
+        async with self._write_turn, self._sessions() as session:
             await self._store(session, items, self._clock())
             await session.commit()
         if self._on_commit is not None:

@@ -45,7 +45,7 @@ class PeriodicJob:
 
 async def expire_invitations(runtime: Runtime) -> None:
     """Delete every tenant's expired invitations (``services.members.expire_invitations``)."""
-    async with runtime.sessions() as session:
+    async with runtime.write_turn, runtime.sessions() as session:
         expired = await members.expire_invitations(session, runtime.clock())
         await session.commit()
     if expired:
@@ -54,7 +54,7 @@ async def expire_invitations(runtime: Runtime) -> None:
 
 def _upkeep(name: str, use_case: Callable[[AsyncSession, datetime], Awaitable[int]]) -> Job:
     async def run(runtime: Runtime) -> None:
-        async with runtime.sessions() as session:
+        async with runtime.write_turn, runtime.sessions() as session:
             count = await use_case(session, runtime.clock())
             await session.commit()
         if count:

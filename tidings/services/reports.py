@@ -78,8 +78,37 @@ async def apply_webhook_events(session: AsyncSession, account: ChannelAccount,
 async def apply_status_update(session: AsyncSession, message: Message, update: StatusUpdate,
                               now: datetime) -> bool:
     """Apply one report to ``message``; False when it was a redelivery or changed nothing."""
-    if await _already_recorded(session, message.id, update.provider_status):
-        return False
+    return await apply_status_updates(session, [(message, update)], now) == 1
+
+
+async def apply_status_updates(session: AsyncSession,
+                               reports: Sequence[tuple[Message, StatusUpdate]],
+                               now: datetime) -> int:
+    """Apply each report to its message, in order; answers how many changed a state.
+
+    A report whose provider status the message's history already holds is a redelivery and
+    is skipped. The histories are read in one query for all the messages, so a batch of
+    reports (the simulator's, a provider's batched webhook) costs one lookup, not one each."""
+    ids = {message.id for message, _ in reports}
+    recorded: dict[str, set[str]] = {message_id: set() for message_id in ids}
+    if ids:
+        for message_id, detail in (await session.execute(
+                select(MessageEvent.message_id, MessageEvent.detail).where(
+                    MessageEvent.message_id.in_(ids), MessageEvent.kind == "report"))).all():
+            recorded[message_id].add(detail.get("provider_status"))
+    changed = 0
+    for message, update in reports:
+        if update.provider_status in recorded[message.id]:
+            continue
+        recorded[message.id].add(update.provider_status)
+        if _apply_report(session, message, update, now):
+            changed += 1
+    return changed
+
+
+def _apply_report(session: AsyncSession, message: Message, update: StatusUpdate,
+                  now: datetime) -> bool:
+    """Record ``update`` in the message's history and move its state; True when it moved."""
     current = MessageState(message.state)
     new_state = merge_report(current, update.state)
     detail: dict[str, Any] = {"provider_status": update.provider_status}
@@ -183,13 +212,6 @@ async def _outbound_by_provider_id(session: AsyncSession, account_id: str,
         Message.channel_account_id == account_id,
         Message.provider_message_id == provider_message_id,
         Message.direction != INBOUND).limit(1))).scalar_one_or_none()
-
-
-async def _already_recorded(session: AsyncSession, message_id: str,
-                            provider_status: str) -> bool:
-    events = (await session.execute(select(MessageEvent.detail).where(
-        MessageEvent.message_id == message_id, MessageEvent.kind == "report"))).scalars()
-    return any(detail.get("provider_status") == provider_status for detail in events)
 
 
 def _event(message: Message, kind: str, state_from: str | None, state_to: str | None,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant, UnmatchedReport
 from tidings.domain.states import MessageState
 from tidings.providers.sms import simulator
-from tidings.services.reports import INBOUND, apply_status_update, apply_unmatched_reports
+from tidings.services.reports import INBOUND, apply_status_updates, apply_unmatched_reports
 
 UNMATCHED_REPORT_RETENTION = timedelta(days=1)
 SIMULATOR_BATCH = 2000
@@ -69,11 +69,12 @@ async def deliver_simulator_reports(session: AsyncSession, now: datetime) -> int
         .join(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
         .where(Message.state == _S.SENT.value, Message.next_attempt_at <= now)
         .limit(SIMULATOR_BATCH))).all()
+    reports = []
     for message, provider, config in rows:
         settings = simulator.Config.model_validate(config if provider == "SIMULATOR" else {})
-        report = simulator.simulated_report(message.id, settings)
-        await apply_status_update(session, message, report, now)
+        reports.append((message, simulator.simulated_report(message.id, settings)))
         message.next_attempt_at = None
+    await apply_status_updates(session, reports, now)
     return len(rows)
 
 
