@@ -24,9 +24,10 @@ import hmac
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -49,6 +50,7 @@ REDACTED: Final = "[redacted]"
 """What a secret is replaced with."""
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -148,6 +150,33 @@ def outcome_from_transport_error(
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
         return Reject("unsendable", reason)
     return Retry("transport_error", reason)
+
+
+def query_failure(response: httpx.Response, secrets: Iterable[str]) -> Retry | Reject | None:
+    """A query's (balance, numbers) failure by HTTP status, as ``failure_from_response``.
+    Queries are given no clock, so an HTTP-date Retry-After is read against the answer's own
+    ``Date`` header (the epoch without one, which only delay-seconds survive)."""
+    now = _EPOCH
+    date = response.headers.get("date")
+    if date:
+        try:
+            parsed = parsedate_to_datetime(date)
+            now = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        except (TypeError, ValueError, IndexError):
+            pass
+    failure = failure_from_response(response, now=now, secrets=secrets)
+    if isinstance(failure, Retry) and now is _EPOCH and not (
+            response.headers.get("retry-after", "").strip().isdigit()):
+        return Retry(failure.code, failure.reason, None)
+    return failure
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON body, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _clean(text: str, secrets: Iterable[str]) -> str:

@@ -78,8 +78,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
@@ -91,9 +90,10 @@ from tidings.domain.states import MessageState
 from tidings.providers._http import (
     REASON_LIMIT,
     TOKEN_PARAMETER,
-    failure_from_response,
+    json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
+    query_failure,
     redact,
     verify_url_token,
 )
@@ -104,7 +104,6 @@ from tidings.providers.base import (
     OutboundSms,
     ProviderError,
     Reject,
-    Retry,
     SendOutcome,
     StatusUpdate,
     UnknownStatus,
@@ -140,7 +139,6 @@ STATUS_MAP: Final[Mapping[str, MessageState]] = {
 webhook_ack: Final = WebhookAck()
 
 _INDIAN_MOBILE: Final = re.compile(r"\+91([0-9]{10})")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Credentials(BaseModel):
@@ -256,7 +254,7 @@ def _body(message: OutboundSms, config: Config) -> dict[str, str] | Reject:
 
 
 def _accepted(response: httpx.Response) -> SendOutcome:
-    body = _json(response)
+    body = json_or_none(response)
     if isinstance(body, dict) and body.get("return") is True:
         request_id = body.get("request_id")
         if isinstance(request_id, str | int) and not isinstance(request_id, bool) and request_id:
@@ -270,7 +268,7 @@ def _accepted(response: httpx.Response) -> SendOutcome:
 
 def _fast2sms_error(response: httpx.Response) -> tuple[str, str] | None:
     """``(status_code, message)`` of a ``{"return": false, ...}`` body, else ``None``."""
-    body = _json(response)
+    body = json_or_none(response)
     if not isinstance(body, dict) or body.get("return") is not False:
         return None
     code = body.get("status_code")
@@ -374,7 +372,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     error = _fast2sms_error(response)
     if error is not None and (response.is_success or response.status_code in (400, 401)):
         raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
-    failure = _query_failure(response, secrets)
+    failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
     try:  # floats kept as written: "wallet": 123.40 stays "123.40"
@@ -394,33 +392,7 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
     return Unsupported()
 
 
-def _query_failure(response: httpx.Response, secrets: Iterable[str]) -> Retry | Reject | None:
-    """A query's failure by HTTP status. Queries are given no clock, so an HTTP-date
-    Retry-After is read against the answer's own ``Date`` header (the epoch without one, which
-    only delay-seconds survive)."""
-    now = _EPOCH
-    date = response.headers.get("date")
-    if date:
-        try:
-            parsed = parsedate_to_datetime(date)
-            now = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError):
-            pass
-    failure = failure_from_response(response, now=now, secrets=secrets)
-    if isinstance(failure, Retry) and now is _EPOCH and not (
-            response.headers.get("retry-after", "").strip().isdigit()):
-        return Retry(failure.code, failure.reason, None)
-    return failure
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _summary(exc: pydantic.ValidationError) -> str:

@@ -93,8 +93,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -105,9 +104,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
     REASON_LIMIT,
-    failure_from_response,
+    json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
+    query_failure,
     redact,
     verify_url_token,
 )
@@ -118,7 +118,6 @@ from tidings.providers.base import (
     OutboundSms,
     ProviderError,
     Reject,
-    Retry,
     SendOutcome,
     StatusUpdate,
     UnknownStatus,
@@ -154,7 +153,6 @@ webhook_ack: Final = WebhookAck()
 
 _RESERVED_NAMES: Final = frozenset({"mobiles"})
 _NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Credentials(BaseModel):
@@ -277,7 +275,7 @@ async def send(
 
 
 def _accepted(response: httpx.Response) -> SendOutcome:
-    body = _json(response)
+    body = json_or_none(response)
     if isinstance(body, dict) and body.get("type") == "success":
         request_id = body.get("message")
         if isinstance(request_id, str) and request_id:
@@ -293,7 +291,7 @@ def _accepted(response: httpx.Response) -> SendOutcome:
 def _msg91_error(response: httpx.Response) -> tuple[str | None, str] | None:
     """``(code, message)`` of a ``{"type": "error", ...}`` body (``code`` ``None`` when MSG91
     gives none); ``None`` for any other body."""
-    body = _json(response)
+    body = json_or_none(response)
     if not isinstance(body, dict) or body.get("type") != "error":
         return None
     code = body.get("code")
@@ -423,7 +421,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         response = await http.get(account.base_url.rstrip("/") + BALANCE_PATH, params=params)
     except httpx.TransportError as exc:
         raise ProviderError(outcome_from_transport_error(exc, secrets)) from None
-    failure = _query_failure(response, secrets)
+    failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
     text = response.text.strip()
@@ -440,33 +438,7 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
     return Unsupported()
 
 
-def _query_failure(response: httpx.Response, secrets: Iterable[str]) -> Retry | Reject | None:
-    """A query's failure by HTTP status. Queries are given no clock, so an HTTP-date
-    Retry-After is read against the answer's own ``Date`` header (the epoch without one, which
-    only delay-seconds survive)."""
-    now = _EPOCH
-    date = response.headers.get("date")
-    if date:
-        try:
-            parsed = parsedate_to_datetime(date)
-            now = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError):
-            pass
-    failure = failure_from_response(response, now=now, secrets=secrets)
-    if isinstance(failure, Retry) and now is _EPOCH and not (
-            response.headers.get("retry-after", "").strip().isdigit()):
-        return Retry(failure.code, failure.reason, None)
-    return failure
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _summary(exc: pydantic.ValidationError) -> str:
