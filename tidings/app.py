@@ -4,6 +4,7 @@ nothing is created at import time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,12 +13,14 @@ from prometheus_client import CollectorRegistry
 
 from tidings import __version__
 from tidings.api import ops
+from tidings.api.android import router as android_router
 from tidings.api.body_limit import BodyLimit
 from tidings.api.errors import install_error_handlers
 from tidings.api.native import router as native_router
 from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.domain.clock import Clock, utc_now
+from tidings.pipeline.device_events import device_event_hub
 from tidings.pipeline.ingest import MessageIngest
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
@@ -40,12 +43,18 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         app.state.ingest = MessageIngest(app.state.runtime.sessions, store_messages,
                                          app.state.runtime.clock, on_commit=wake,
                                          write_turn=app.state.runtime.write_turn)
+        # Phones' live events; ``draining`` ends their streams when the server stops.
+        app.state.device_events = device_event_hub(settings.redis_url)
+        app.state.draining = asyncio.Event()
         try:
+            await app.state.device_events.start()
             if workers is not None:
                 await workers.start()  # NodeLockBusy when another process has the workers
             app.state.ingest.start()
             yield
         finally:
+            app.state.draining.set()
+            await app.state.device_events.close()
             await app.state.ingest.stop()
             if workers is not None:
                 await workers.stop()
@@ -61,6 +70,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(native_router)
+    app.include_router(android_router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ops.RequestMetrics, registry=metrics)

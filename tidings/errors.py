@@ -8,7 +8,9 @@
     ├── NotFound (404, not_found)            absent, or another tenant's
     ├── Conflict (409, conflict)             duplicates: email, phone, name
     ├── PayloadTooLarge (413, payload_too_large)  a request body over the configured limit
-    └── RateLimited (429, rate_limited)      carries ``retry_after`` seconds
+    ├── RateLimited (429, rate_limited)      carries ``retry_after`` seconds
+    ├── NotImplementedByServer (501, not_implemented)  an endpoint only a phone implements
+    └── ServiceUnavailable (503, unavailable)  a limit that clears with time (a phone's queue)
 
 Services raise these with a specific ``code`` (e.g. ``duplicate_phone``); clients match on it.
 """
@@ -87,3 +89,13 @@ class RateLimited(TidingsError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class NotImplementedByServer(TidingsError):
+    http_status = 501
+    default_code = "not_implemented"
+
+
+class ServiceUnavailable(TidingsError):
+    http_status = 503
+    default_code = "unavailable"

@@ -110,7 +110,7 @@ async def test_create_answers_the_whole_app(
         "provider_config": body["provider_config"], "rate_limit": "20/s", "daily_limit": 5000,
         "price_per_segment_minor": 12, "is_default": True, "daily_sent": 0,
         "daily_segments": 0, "inbound_webhook_url": f"{hooks}/inbound/?token={token}",
-        "dlr_webhook_url": f"{hooks}/dlr/?token={token}",
+        "dlr_webhook_url": f"{hooks}/dlr/?token={token}", "registration_token": None,
         "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z"}
     assert body["provider_config"]["route"] == "4"
 
@@ -196,7 +196,8 @@ async def test_an_unknown_provider_answers_400(
 
     assert response.status_code == 400
     assert response.json()["errors"] == [
-        {"field": "provider", "message": "must be one of FAST2SMS, MSG91, SIMULATOR, TWILIO"}]
+        {"field": "provider",
+         "message": "must be one of ANDROID, FAST2SMS, MSG91, SIMULATOR, TWILIO"}]
     listed = (await client.get("/sms/v1/apps/", headers=tenant.headers)).json()
     assert listed["count"] == 0
 

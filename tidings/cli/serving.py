@@ -14,6 +14,7 @@ the parent's sentinel); one that exits on its own with an error is started again
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import signal
@@ -44,7 +45,18 @@ def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
     """The uvicorn server every API process runs (its access log filtered by our logging)."""
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
                             log_config=None, log_level=parse_level(settings.log_level))
-    return uvicorn.Server(config)
+    return _DrainingServer(config)
+
+
+class _DrainingServer(uvicorn.Server):
+    """Sets the app's ``draining`` event as shutdown begins: uvicorn waits for open responses
+    before it runs the app's shutdown, and phones' event streams would otherwise never end."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        draining = getattr(getattr(self.config.app, "state", None), "draining", None)
+        if isinstance(draining, asyncio.Event):
+            draining.set()
+        await super().shutdown(sockets)
 
 
 def shared_port_socket(host: str, port: int) -> socket.socket:

@@ -26,6 +26,27 @@ def to_e164(text: str, default_region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+class NotMobile(InvalidPhone):
+    """A valid number that is not a mobile one (phones can only text mobiles)."""
+
+
+def to_mobile_e164(text: str, default_region: str) -> str:
+    """``to_e164`` for numbers a phone can text: mobile or possibly mobile.
+
+    Raises ``InvalidPhone("invalid phone number")`` or ``NotMobile("not mobile phone number")``
+    (the Android surface's own wording)."""
+    try:
+        number = phonenumbers.parse(text.strip(), default_region.upper())
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone("invalid phone number") from None
+    if len(text.strip()) > 32 or not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("invalid phone number")
+    if phonenumbers.number_type(number) not in (phonenumbers.PhoneNumberType.MOBILE,
+                                                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise NotMobile("not mobile phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def is_region(code: str) -> bool:
     """Whether ``code`` is a region phonenumbers knows (ISO 3166-1 alpha-2, e.g. ``"IN"``)."""
     return code.upper() in phonenumbers.SUPPORTED_REGIONS

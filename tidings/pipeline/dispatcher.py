@@ -49,7 +49,7 @@ from tidings.providers.base import (
     SendOutcome,
     SmsProvider,
 )
-from tidings.providers.registry import sms_provider
+from tidings.providers.registry import PULL_PROVIDERS, sms_provider
 from tidings.providers.sms import simulator
 from tidings.runtime import Runtime
 from tidings.services.reports import apply_unmatched_reports
@@ -224,6 +224,8 @@ class Dispatcher:
                  .order_by(Message.priority.desc(), Message.next_attempt_at).limit(limit))
         if urgent_only:
             query = query.where(Message.priority >= 100)
+        if account.provider in PULL_PROVIDERS:  # live ones wait for a phone; tests simulate
+            query = query.where(Message.mode == "test")
         if self.runtime.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = (await session.execute(query)).all()

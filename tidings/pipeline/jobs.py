@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.runtime import Runtime
 from tidings.services import members, sms_upkeep
+from tidings.services.android import hashing
 
 log = logging.getLogger(__name__)
 
@@ -79,4 +80,6 @@ def default_jobs() -> list[PeriodicJob]:
                     _upkeep("sweep_unmatched_reports", sms_upkeep.sweep_unmatched_reports)),
         PeriodicJob("apply_late_reports", 5.0,
                     _upkeep("apply_late_reports", sms_upkeep.apply_late_reports)),
+        PeriodicJob("android_privacy_hashing", 10.0,
+                    _upkeep("android_privacy_hashing", hashing.hash_processed_messages)),
     ]

@@ -7,17 +7,21 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from tidings.providers.base import SmsProvider
-from tidings.providers.sms import fast2sms, msg91, simulator, twilio
+from tidings.providers.sms import android, fast2sms, msg91, simulator, twilio
 
 SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
     "TWILIO": twilio,
     "MSG91": msg91,
     "FAST2SMS": fast2sms,
     "SIMULATOR": simulator,
+    "ANDROID": android,
 })
 
 DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})
 """Providers that only carry DLT-registered traffic: every send through them names a template."""
+
+PULL_PROVIDERS: frozenset[str] = frozenset({"ANDROID"})
+"""Providers whose devices pull their messages: the dispatcher sends them none (live ones)."""
 
 
 def sms_provider(name: str) -> SmsProvider:

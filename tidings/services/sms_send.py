@@ -30,7 +30,7 @@ from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState
 from tidings.domain.ttl_cache import TtlCache
 from tidings.errors import Conflict, InvalidInput, NotFound, PaymentRequired, TidingsError
-from tidings.providers.registry import DLT_ONLY
+from tidings.providers.registry import DLT_ONLY, PULL_PROVIDERS
 from tidings.services.dlt_templates import find_by_dlt_id
 from tidings.services.sms_apps import default_sms_app, get_sms_app
 
@@ -162,14 +162,18 @@ def build_message_row(plan: SendPlan, sender: Sender, request: SendRequest, *, n
     row: dict[str, Any] = {
         "id": new_id(), "tenant_id": sender.tenant_id, "channel_account_id": app.id,
         "direction": OUTBOUND, "mode": sender.mode, "client_ref": client_ref,
-        "batch_id": batch_id, "to_number": phone, "from_number": sender_id, "text": text,
+        "batch_id": batch_id, "android_message_id": None, "to_number": phone,
+        "from_number": sender_id, "text": text,
         "encoding": info.encoding.value, "segments": info.segments,
         "priority": request.priority, "state": MessageState.QUEUED.value,
         "dlt_template_id": template_id if variables is not None else None,
         "dlt_entity_id": app.dlt_entity_id if variables is not None else None,
         "dlt_variables": variables, "callback_url": callback_url,
         "price_minor": price or None, "scheduled_at": request.scheduled_at,
-        "expires_at": expires_at, "next_attempt_at": due, "attempts": 0,
+        "expires_at": expires_at, "attempts": 0,
+        # Live messages of an app whose phones pull them are never the dispatcher's.
+        "next_attempt_at": None if app.provider in PULL_PROVIDERS and sender.mode == "live"
+        else due,
         "provider_message_id": None, "provider_status": None, "error_code": None,
         "error_detail": None, "created_at": now, "updated_at": now, "sent_at": None,
         "delivered_at": None, "read_at": None, "completed_at": None,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant, UnmatchedReport
 from tidings.domain.states import MessageState
 from tidings.providers.sms import simulator
+from tidings.services.android.messages import refresh_header_states
 from tidings.services.reports import INBOUND, apply_status_updates, apply_unmatched_reports
 
 UNMATCHED_REPORT_RETENTION = timedelta(days=1)
@@ -43,8 +44,9 @@ async def recover_expired_leases(session: AsyncSession, now: datetime) -> int:
 
 async def expire_overdue(session: AsyncSession, now: datetime) -> int:
     """Expire ``queued`` messages past ``expires_at`` that no claim reached (held by a rate or
-    daily limit, or scheduled past their validity)."""
-    rows = (await session.execute(select(Message.id, Message.tenant_id).where(
+    daily limit, or scheduled past their validity, or not pulled by a phone in time)."""
+    rows = (await session.execute(select(Message.id, Message.tenant_id,
+                                         Message.android_message_id).where(
         Message.state == _S.QUEUED.value, Message.expires_at.is_not(None),
         Message.expires_at <= now).limit(10_000))).all()
     if not rows:
@@ -59,6 +61,8 @@ async def expire_overdue(session: AsyncSession, now: datetime) -> int:
                                  state_from=_S.QUEUED.value, state_to=_S.EXPIRED.value,
                                  detail={"reason": "validity period ended"}, created_at=now)
                     for row in rows)
+    await refresh_header_states(session, (row.android_message_id for row in rows
+                                          if row.android_message_id is not None))
     return len(rows)
 
 

@@ -21,6 +21,7 @@ from tidings.db.repos.listing import fetch_page
 from tidings.domain.roles import Permission
 from tidings.runtime import Runtime
 from tidings.services import sms_apps
+from tidings.services.android.access import ANDROID_PROVIDER, registration_token
 from tidings.services.auth import Principal
 from tidings.services.sms_apps import SmsAppFields
 
@@ -31,7 +32,8 @@ router = APIRouter(prefix="/sms/v1/apps", tags=["sms apps"],
 AppsManager = Annotated[Principal, Depends(requires(Permission.APPS_MANAGE))]
 
 _CREDENTIALS_HELP = ("Per provider: TWILIO account_sid + auth_token; MSG91 auth_key; FAST2SMS "
-                     "api_key; SIMULATOR none. Encrypted at rest, never returned.")
+                     "api_key; SIMULATOR and ANDROID none. Encrypted at rest, never "
+                     "returned.")
 
 
 class SmsAppBody(BaseModel):
@@ -50,13 +52,16 @@ class SmsAppBody(BaseModel):
     daily_segments: int
     inbound_webhook_url: str
     dlr_webhook_url: str
+    registration_token: str | None = Field(default=None, description=(
+        "ANDROID apps: phones register with Authorization: Bearer <this> at "
+        "POST /mobile/v1/device (null for other providers)."))
     created_at: datetime
     updated_at: datetime
 
 
 class SmsAppCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
-    provider: str = Field(description="TWILIO, MSG91, FAST2SMS or SIMULATOR.")
+    provider: str = Field(description="TWILIO, MSG91, FAST2SMS, SIMULATOR or ANDROID.")
     sender_id: str | None = Field(default=None, max_length=32)
     dlt_entity_id: str | None = Field(default=None, max_length=40)
     provider_credentials: dict[str, Any] = Field(default_factory=dict,
@@ -84,8 +89,10 @@ class SmsAppUpdate(RequestBody):
     is_default: bool | None = None
 
 
-def _view(account: ChannelAccount, public_url: str) -> SmsAppBody:
-    inbound, dlr = sms_apps.webhook_urls(account, public_url)
+def _view(account: ChannelAccount, runtime: Runtime) -> SmsAppBody:
+    inbound, dlr = sms_apps.webhook_urls(account, runtime.settings.public_url)
+    registration = (registration_token(account, runtime.settings.require_secret_key())
+                    if account.provider == ANDROID_PROVIDER else None)
     return SmsAppBody(
         id=account.id, name=account.name, provider=account.provider,
         sender_id=account.sender_id, dlt_entity_id=account.dlt_entity_id,
@@ -94,7 +101,8 @@ def _view(account: ChannelAccount, public_url: str) -> SmsAppBody:
         daily_limit=account.daily_limit, price_per_segment_minor=account.price_per_segment_minor,
         is_default=account.is_default, daily_sent=account.daily_sent,
         daily_segments=account.daily_segments, inbound_webhook_url=inbound,
-        dlr_webhook_url=dlr, created_at=account.created_at, updated_at=account.updated_at)
+        dlr_webhook_url=dlr, registration_token=registration, created_at=account.created_at,
+        updated_at=account.updated_at)
 
 
 @router.get("/", response_model=Page[SmsAppBody], summary="List the tenant's SMS apps")
@@ -102,7 +110,7 @@ async def list_apps(principal: Reader, session: DbSession, runtime: RuntimeDep,
                     page: Pagination) -> Page[SmsAppBody]:
     items, count = await fetch_page(session, sms_apps.list_sms_apps_query(principal.tenant_id),
                                     limit=page.limit, offset=page.offset)
-    return page.page([_view(item, runtime.settings.public_url) for item in items], count)
+    return page.page([_view(item, runtime) for item in items], count)
 
 
 @router.post("/", status_code=201, response_model=SmsAppBody,
@@ -114,14 +122,14 @@ async def create_app(body: SmsAppCreate, principal: AppsManager, session: DbSess
         fields=SmsAppFields(**body.model_dump()),
         default_rate_limit=runtime.settings.sms_rate_limit, now=runtime.clock())
     await _commit_and_forget_send_plans(session, runtime)
-    return _view(account, runtime.settings.public_url)
+    return _view(account, runtime)
 
 
 @router.get("/{app_id}/", response_model=SmsAppBody, summary="One SMS app")
 async def get_app(app_id: str, principal: Reader, session: DbSession,
                   runtime: RuntimeDep) -> SmsAppBody:
     account = await sms_apps.get_sms_app(session, principal.tenant_id, app_id)
-    return _view(account, runtime.settings.public_url)
+    return _view(account, runtime)
 
 
 @router.put("/{app_id}/", response_model=SmsAppBody,
@@ -135,7 +143,7 @@ async def update_app(app_id: str, body: SmsAppUpdate, principal: AppsManager,
         fields=SmsAppFields(**{k: v for k, v in given.items() if v is not None}, unset=unset),
         now=runtime.clock())
     await _commit_and_forget_send_plans(session, runtime)
-    return _view(account, runtime.settings.public_url)
+    return _view(account, runtime)
 
 
 @router.delete("/{app_id}/", status_code=204, response_class=Response,

@@ -14,15 +14,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from tidings.api.android.events import push_to_devices
 from tidings.api.deps import DbSession, Reader, RuntimeDep, authenticate_caller, requires
 from tidings.api.pagination import Pagination
 from tidings.api.schemas import ErrorBody, Page, RequestBody, parse_json_body
 from tidings.db.models import Message, MessageEvent
 from tidings.db.repos.listing import fetch_page
 from tidings.domain.roles import Permission
+from tidings.pipeline.device_events import DeviceEvent
 from tidings.pipeline.ingest import MessageIngest
 from tidings.runtime import Runtime
 from tidings.services import sms_messages, sms_send
+from tidings.services.android import config as android_config
 from tidings.services.auth import Principal
 from tidings.services.sms_messages import MessageFilters
 from tidings.services.sms_send import SendPreparer, SendRequest
@@ -149,7 +152,12 @@ async def _accept(request: Request) -> dict[str, Any]:
         principal.tenant_id, principal.mode.value, SendRequest(**body.model_dump()),
         now=runtime.clock(), max_segments=runtime.settings.sms_max_segments)
     ingest: MessageIngest = request.app.state.ingest
-    return await sms_send.store_one(ingest.submit, pending)
+    row = await sms_send.store_one(ingest.submit, pending)
+    if row["next_attempt_at"] is None:  # a live message for an Android app: wake its phones
+        async with runtime.read_sessions() as reads:
+            phones = await android_config.device_ids_of_app(reads, row["channel_account_id"])
+        await push_to_devices(request, phones, DeviceEvent("MessageEnqueued"))
+    return row
 
 
 _SEND_BODY_DOC = {"requestBody": {"required": True, "content": {

@@ -1,5 +1,13 @@
 """Every table's model; importing this package registers them all on ``Base.metadata``."""
 
+from tidings.db.models.android import (
+    AndroidCode,
+    AndroidDevice,
+    AndroidLogin,
+    AndroidMessage,
+    AndroidToken,
+    AndroidWebhook,
+)
 from tidings.db.models.channels import ChannelAccount, DltTemplate
 from tidings.db.models.contacts import Contact, ContactLabel
 from tidings.db.models.messages import Batch, Message, MessageEvent, UnmatchedReport
@@ -7,6 +15,7 @@ from tidings.db.models.tenancy import ApiKey, Membership, Tenant, User
 from tidings.db.models.tenant_tags import TenantTag
 from tidings.db.models.wallet import Wallet, WalletEntry
 
-__all__ = ["ApiKey", "Batch", "ChannelAccount", "Contact", "ContactLabel", "DltTemplate",
-           "Membership", "Message", "MessageEvent", "Tenant", "TenantTag", "UnmatchedReport",
-           "User", "Wallet", "WalletEntry"]
+__all__ = ["AndroidCode", "AndroidDevice", "AndroidLogin", "AndroidMessage", "AndroidToken",
+           "AndroidWebhook", "ApiKey", "Batch", "ChannelAccount", "Contact", "ContactLabel",
+           "DltTemplate", "Membership", "Message", "MessageEvent", "Tenant", "TenantTag",
+           "UnmatchedReport", "User", "Wallet", "WalletEntry"]

@@ -22,6 +22,11 @@ class Message(Base):
     ``queued`` rows per app by priority, then by due time. ``attempts`` counts claims.
     ``mode`` is ``live`` or ``test`` (test-mode keys' traffic, which always goes to the
     simulator).
+
+    Live messages of an Android app are not the dispatcher's: they stay ``queued`` with a null
+    ``next_attempt_at`` until a phone pulls them, and ``android_message_id`` ties the
+    recipients of one 3rd-party API message to their ``android_messages`` header (set when a
+    phone first pulls a message sent through another API).
     """
 
     __tablename__ = "messages"
@@ -35,6 +40,7 @@ class Message(Base):
         Index("ix_messages_channel_account_id_provider_message_id", "channel_account_id",
               "provider_message_id"),
         Index("ix_messages_batch_id_state", "batch_id", "state"),
+        Index("ix_messages_android_message_id", "android_message_id"),
         Index("uq_messages_tenant_id_client_ref", "tenant_id", "client_ref", unique=True),
         Index("uq_messages_inbound_provider_message_id", "channel_account_id",
               "provider_message_id", unique=True,
@@ -50,7 +56,9 @@ class Message(Base):
     mode: Mapped[str] = mapped_column(String(8))
     client_ref: Mapped[str | None] = mapped_column(String(128))
     batch_id: Mapped[str | None] = mapped_column(id_column_type())
-    to_number: Mapped[str] = mapped_column(String(32))
+    android_message_id: Mapped[str | None] = mapped_column(id_column_type())
+    # Up to 256: phones of the Android surface may carry unvalidated numbers or ciphertext.
+    to_number: Mapped[str] = mapped_column(String(256))
     from_number: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     encoding: Mapped[str] = mapped_column(String(8))
