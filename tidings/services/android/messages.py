@@ -388,12 +388,13 @@ async def pull_for_device(session: AsyncSession, device: AndroidDevice, *, fifo:
     messages, by ``scheduleAt``, then priority (highest first), then age (newest first unless
     ``fifo``). Messages sent to the app through other APIs are adopted first."""
     await _adopt_unassigned(session, device, now)
-    age = AndroidMessage.id.asc() if fifo else AndroidMessage.id.desc()
+    age = ((AndroidMessage.created_at.asc(), AndroidMessage.id.asc()) if fifo
+           else (AndroidMessage.created_at.desc(), AndroidMessage.id.desc()))
     headers = list((await session.execute(
         select(AndroidMessage).where(AndroidMessage.device_id == device.id,
                                      AndroidMessage.state.in_((PENDING, CANCELLING)))
         .order_by(AndroidMessage.schedule_at.is_not(None), AndroidMessage.schedule_at,
-                  AndroidMessage.priority.desc(), age).limit(PULL_LIMIT))).scalars())
+                  AndroidMessage.priority.desc(), *age).limit(PULL_LIMIT))).scalars())
     rows = await _rows_of(session, [header.id for header in headers])
     views = [AndroidMessageView(header, rows.get(header.id, [])) for header in headers]
     stale = [view for view in views if view.state not in (PENDING, CANCELLING)]
@@ -512,9 +513,10 @@ async def _adopt_unassigned(session: AsyncSession, device: AndroidDevice,
                               Message.direction == "outbound", Message.mode == "live",
                               Message.state == _S.QUEUED.value)
         .order_by(Message.id).limit(PULL_LIMIT))).scalars())
-    for row in rows:
+    # Header ids sorted like the rows': the phone's order among equals follows the rows'.
+    for header_id, row in zip(sorted(new_id() for _ in rows), rows, strict=True):
         header = AndroidMessage(
-            id=new_id(), tenant_id=row.tenant_id, channel_account_id=row.channel_account_id,
+            id=header_id, tenant_id=row.tenant_id, channel_account_id=row.channel_account_id,
             login_id=device.login_id, device_id=device.id, ext_id=row.id, text=row.text,
             data=None, data_port=None, is_encrypted=False, is_hashed=False,
             with_delivery_report=True, sim_number=None, priority=row.priority,
