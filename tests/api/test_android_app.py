@@ -128,3 +128,24 @@ async def test_a_native_send_through_an_android_app_wakes_its_phones(
                                headers={"Authorization": f"Bearer {device['token']}"})).json()
     assert [(m["id"], m["phoneNumbers"], m["message"], m["state"]) for m in pulled] == [
         (response.json()["id"], ["+79990001234"], "hi", "Pending")]
+
+
+async def test_a_broadcast_through_an_android_app_wakes_its_phones_and_they_pull_it(
+        app: FastAPI, client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    tenant = await tenants.create()
+    android = await android_app(client, tenant)
+    device = await register(client, android)
+    hub: DeviceEventHub = app.state.device_events
+
+    async with hub.subscribe(device["id"]) as events:
+        response = await client.post("/sms/v1/broadcast/", headers=tenant.headers, json={
+            "phones": ["+79990001234", "+79990001235"], "text": "hi",
+            "sms_app_id": android["id"]})
+        assert response.status_code == 202, response.text
+        woken = await asyncio.wait_for(events.get(), 2)
+
+    assert woken == DeviceEvent("MessageEnqueued")
+    pulled = (await client.get("/mobile/v1/message?order=fifo",
+                               headers={"Authorization": f"Bearer {device['token']}"})).json()
+    assert sorted(number for m in pulled for number in m["phoneNumbers"]) == [
+        "+79990001234", "+79990001235"]

@@ -19,13 +19,16 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from tidings.api.android.events import push_to_devices
 from tidings.api.deps import DbSession, Reader, RuntimeDep, requires
 from tidings.api.pagination import Pagination
 from tidings.api.schemas import ErrorBody, Page, RequestBody
 from tidings.domain.roles import Permission
 from tidings.errors import InvalidInput
+from tidings.pipeline.device_events import DeviceEvent
 from tidings.runtime import Runtime
 from tidings.services import broadcasts, sms_send
+from tidings.services.android import config as android_config
 from tidings.services.auth import Principal
 from tidings.services.broadcasts import BroadcastRequest, BroadcastView
 
@@ -181,6 +184,10 @@ async def create_broadcast(request: Request, response: Response, principal: Send
         source = broadcasts.choose_source(phones=body.phones, segment=body.segment,
                                           csv_file=None)
         view = await _accept(session, principal, runtime, body, source)
+    phones = await android_config.device_ids_of_app(session, view.sms_app_id)
+    if phones and principal.mode.value == "live":  # an Android app's phones pull the messages
+        await session.commit()
+        await push_to_devices(request, phones, DeviceEvent("MessageEnqueued"))
     response.headers["Location"] = f"/sms/v1/broadcast/{view.id}/"
     return _body(view)
 
