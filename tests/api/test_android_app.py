@@ -149,3 +149,28 @@ async def test_a_broadcast_through_an_android_app_wakes_its_phones_and_they_pull
                                headers={"Authorization": f"Bearer {device['token']}"})).json()
     assert sorted(number for m in pulled for number in m["phoneNumbers"]) == [
         "+79990001234", "+79990001235"]
+
+
+async def test_an_inbox_refresh_asks_the_login_s_phones_to_export_and_inbox_is_501(
+        app: FastAPI, client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    tenant = await tenants.create()
+    android = await android_app(client, tenant)
+    device = await register(client, android)
+    basic = (device["login"], device["password"])
+    hub: DeviceEventHub = app.state.device_events
+
+    async with hub.subscribe(device["id"]) as events:
+        response = await client.post("/3rdparty/v1/inbox/refresh", auth=basic, json={
+            "since": "2026-11-23T00:00:00Z", "until": "2026-11-24T00:00:00Z"})
+        assert response.status_code == 202
+        asked = await asyncio.wait_for(events.get(), 2)
+
+    assert asked == DeviceEvent("MessagesExportRequested", {
+        "since": "2026-11-23T00:00:00.000000+00:00", "until": "2026-11-24T00:00:00.000000+00:00",
+        "messageTypes": ["SMS"], "webhookDelivery": "Individual", "triggerWebhooks": True})
+    inbox = await client.get("/3rdparty/v1/inbox", auth=basic)
+    assert (inbox.status_code, inbox.json()["message"]) == (
+        501, "only the phone implements this; use /inbox/refresh and an sms:received webhook")
+    unknown = await client.post("/3rdparty/v1/inbox/refresh", auth=basic, json={
+        "deviceId": "x" * 21, "since": "2026-11-23T00:00:00Z", "until": "2026-11-24T00:00:00Z"})
+    assert unknown.status_code == 400

@@ -62,7 +62,9 @@ class _DrainingServer(uvicorn.Server):
 def shared_port_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` that other processes of ours may bind too."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns TCP_NODELAY on only for sockets it knows are TCP, and
+    # without it a reply on a kept-alive connection waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
