@@ -76,11 +76,17 @@ async def authenticate_caller(runtime: Runtime, authorization: str | None,
             principal = await authenticate(reads, runtime.tokens, credential,
                                            x_tenant_id or None)
         runtime.auth_cache.put(cache_key, principal)
-    wait = await runtime.api_limiter.take(principal.tenant_id)
+    await take_api_rate(runtime, principal.tenant_id)
+    return principal
+
+
+async def take_api_rate(runtime: Runtime, tenant_id: str) -> None:
+    """Count one request against the tenant's API rate limit; ``RateLimited`` (429) when it
+    is spent."""
+    wait = await runtime.api_limiter.take(tenant_id)
     if wait is not None:
         raise RateLimited(f"rate limit of {runtime.settings.api_rate_limit} exceeded",
                           retry_after_seconds(wait))
-    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

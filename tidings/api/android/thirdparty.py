@@ -15,12 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings import __version__
 from tidings.api.android import views
 from tidings.api.android.events import push_to_devices
-from tidings.api.deps import DbSession, RuntimeDep
+from tidings.api.deps import DbSession, RuntimeDep, take_api_rate
 from tidings.db.session import database_problem
 from tidings.domain.android import ANDROID_STATES, format_time, public_settings
-from tidings.errors import InvalidInput, NotImplementedByServer, RateLimited
+from tidings.errors import InvalidInput, NotImplementedByServer
 from tidings.pipeline.device_events import DeviceEvent
-from tidings.pipeline.throttle import retry_after_seconds
 from tidings.runtime import Runtime
 from tidings.services.android import access, config, messages
 from tidings.services.android.access import AndroidCaller
@@ -36,10 +35,7 @@ async def get_caller(request: Request, runtime: RuntimeDep) -> AndroidCaller:
             reads, authorization=request.headers.get("authorization"), tokens=runtime.tokens,
             secret_key=runtime.settings.require_secret_key(), now=runtime.clock(),
             cache=runtime.auth_cache)
-    wait = await runtime.api_limiter.take(caller.tenant_id)
-    if wait is not None:
-        raise RateLimited(f"rate limit of {runtime.settings.api_rate_limit} exceeded",
-                          retry_after_seconds(wait))
+    await take_api_rate(runtime, caller.tenant_id)
     return caller
 
 
