@@ -5,6 +5,7 @@ for a row applies monotonically, and each registration path makes or joins the r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from tests.conftest import FakeClock, TenantFactory
 from tests.pipeline.test_dispatcher import make_app, one_round, queue, states
 from tidings.db.models import AndroidMessage, ChannelAccount, Message
 from tidings.domain.android import hash_content, hash_phone
+from tidings.domain.passwords import verify_password
 from tidings.errors import Unauthorized
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.runtime import Runtime
@@ -265,3 +267,46 @@ async def test_registration_without_valid_credentials_is_refused(
                 now=runtime.clock())
         rows = (await session.execute(select(Message))).scalars().all()
     assert rows == []
+
+
+async def test_concurrent_requests_with_one_new_password_check_it_once(
+        runtime: Runtime, tenants: TenantFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = await phone(runtime, tenants)
+    checks: list[str] = []
+
+    def counted(password_hash: str, password: str) -> bool:
+        checks.append(password)
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(access, "verify_password", counted)
+    basic = "Basic " + base64.b64encode(
+        f"{owner.registration.login}:{owner.registration.password}".encode()).decode()
+
+    async def authenticate() -> AndroidCaller:
+        async with runtime.read_sessions() as reads:
+            return await access.authenticate_client(
+                reads, authorization=basic, tokens=runtime.tokens, secret_key=SECRET,
+                now=runtime.clock(), cache=runtime.auth_cache)
+
+    callers = await asyncio.gather(*(authenticate() for _ in range(8)))
+
+    assert len(checks) == 1
+    assert {caller.login_id for caller in callers} == {owner.caller.login_id}
+
+
+async def test_a_wrong_password_is_refused_to_every_concurrent_request_and_not_cached(
+        runtime: Runtime, tenants: TenantFactory) -> None:
+    owner = await phone(runtime, tenants)
+    basic = "Basic " + base64.b64encode(f"{owner.registration.login}:wrong".encode()).decode()
+
+    async def authenticate() -> AndroidCaller:
+        async with runtime.read_sessions() as reads:
+            return await access.authenticate_client(
+                reads, authorization=basic, tokens=runtime.tokens, secret_key=SECRET,
+                now=runtime.clock(), cache=runtime.auth_cache)
+
+    results = await asyncio.gather(*(authenticate() for _ in range(3)), return_exceptions=True)
+
+    assert [type(result) for result in results] == [Unauthorized] * 3
+    with pytest.raises(Unauthorized):
+        await authenticate()

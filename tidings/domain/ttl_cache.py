@@ -37,5 +37,8 @@ class TtlCache(Generic[V]):
             self._entries.clear()
         self._entries[key] = (self._monotonic() + self._ttl, value)
 
+    def discard(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()

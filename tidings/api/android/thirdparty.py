@@ -56,8 +56,11 @@ async def send_message(request: Request, caller: Caller, session: DbSession,
     options = messages.SendOptions(
         skip_phone_validation=views.query_flag(request, "skipPhoneValidation"),
         device_active_within_hours=views.query_int(request, "deviceActiveWithin"))
-    view = await messages.send_message(session, caller, send, options, now=runtime.clock())
-    await session.commit()
+    # In turn with this process's other writers: on SQLite, concurrent sends would otherwise
+    # sleep in its busy handler waiting for each other's write lock.
+    async with runtime.write_turn:
+        view = await messages.send_message(session, caller, send, options, now=runtime.clock())
+        await session.commit()
     await push_to_devices(request, [view.header.device_id], DeviceEvent("MessageEnqueued"))
     location = f"{str(request.url.path).rstrip('/').removesuffix('/message')}"
     if not location.endswith("/messages"):

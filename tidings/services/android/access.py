@@ -256,28 +256,54 @@ async def authenticate_client(session: AsyncSession, *, authorization: str | Non
     if not credential:
         raise Unauthorized("send Authorization: Basic <login:password> or Bearer <token>",
                            "not_authenticated")
-    cache_key = ("android", scheme.lower(), sha256_hex(credential))
-    if cache is not None and (cached := cache.get(cache_key)) is not None:
-        caller: AndroidCaller = cached
-        return caller
-    if scheme.lower() == "basic":
-        login = await _login_for_basic(session, credential)
-        caller = AndroidCaller(login.tenant_id, login.id, login.channel_account_id)
-    elif scheme.lower() == "bearer" and looks_like_api_key(credential):
-        principal = await authenticate(session, tokens, credential, None)
-        login = await _tenant_login(session, principal.tenant_id)
-        caller = AndroidCaller(login.tenant_id, login.id, login.channel_account_id,
-                               frozenset(scope for scope in SCOPES
-                                         if may(principal.role, _SCOPE_PERMISSIONS.get(
-                                             scope, Permission.READ))))
-    elif scheme.lower() == "bearer":
-        caller = await _caller_for_jwt(session, credential, secret_key, "access", now)
-        return caller  # not cached: revocation takes effect at once
-    else:
+    if scheme.lower() == "bearer" and not looks_like_api_key(credential):
+        # A JWT is cheap to check and is not cached: a revocation takes effect at once.
+        return await _caller_for_jwt(session, credential, secret_key, "access", now)
+    if scheme.lower() not in ("basic", "bearer"):
         raise Unauthorized("unsupported authorization scheme", "not_authenticated")
+    cache_key = ("android", scheme.lower(), sha256_hex(credential))
+    cached = cache.get(cache_key) if cache is not None else None
+    if isinstance(cached, AndroidCaller):
+        return cached
+    if isinstance(cached, asyncio.Future):  # another request is checking the same password
+        try:
+            caller: AndroidCaller = await asyncio.shield(cached)
+            return caller
+        except asyncio.CancelledError:
+            if not cached.cancelled():  # this request was cancelled, not the check
+                raise
+    # Single flight: concurrent requests with a credential not yet cached wait for one argon2
+    # check (~50 ms of CPU each) instead of all making their own.
+    pending: asyncio.Future[AndroidCaller] = asyncio.get_running_loop().create_future()
+    if cache is not None:
+        cache.put(cache_key, pending)
+    try:
+        caller = await _caller_for_credential(session, scheme.lower(), credential, tokens)
+    except BaseException as exc:
+        if cache is not None:
+            cache.discard(cache_key)
+        if isinstance(exc, asyncio.CancelledError):
+            pending.cancel()  # the waiters check for themselves
+        else:
+            pending.set_exception(exc)
+            pending.exception()  # marked retrieved: nobody may be waiting
+        raise
+    pending.set_result(caller)
     if cache is not None:
         cache.put(cache_key, caller)
     return caller
+
+
+async def _caller_for_credential(session: AsyncSession, scheme: str, credential: str,
+                                 tokens: TokenIssuer) -> AndroidCaller:
+    if scheme == "basic":
+        login = await _login_for_basic(session, credential)
+        return AndroidCaller(login.tenant_id, login.id, login.channel_account_id)
+    principal = await authenticate(session, tokens, credential, None)
+    login = await _tenant_login(session, principal.tenant_id)
+    return AndroidCaller(login.tenant_id, login.id, login.channel_account_id,
+                         frozenset(scope for scope in SCOPES if may(
+                             principal.role, _SCOPE_PERMISSIONS.get(scope, Permission.READ))))
 
 
 async def issue_token(session: AsyncSession, caller: AndroidCaller, *, scopes: Sequence[str],
