@@ -16,6 +16,10 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               on, simulator app): seconds until accepted (202), and until every message is sent.
 4. memory     peak RSS of ``tidings serve`` (workers on) while 1,000,000 messages are queued
               behind a rate-limited app and the API is in use.
+5. android    (no target) 4,000 sends through the SMS Gateway for Android 3rd-party API
+              (``POST /3rdparty/v1/messages``, 32 connections, tenant API key) to
+              ``tidings serve --no-workers``: accepted/s; then one phone pulling and reporting
+              ``Sent`` for all of them (``GET``/``PATCH /mobile/v1/message``): messages/s.
 
 SQLite (a fresh file in a temporary directory) unless ``--database-url`` names a PostgreSQL
 database, whose tables are emptied first.
@@ -309,9 +313,49 @@ async def stage_ingress_two_processes(bench: Bench, requests: int) -> dict[str, 
     return await stage_ingress(bench, requests, api_processes=2)
 
 
+async def stage_android(bench: Bench, requests: int) -> dict[str, Any]:
+    await bench.add_app("phones", "ANDROID", config={"default_region": "RU"})
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with bench.serve(port, workers=False):
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            apps = (await http.get("/sms/v1/apps/", headers={
+                "Authorization": f"Bearer {bench.api_key}"})).json()["results"]
+            token = apps[0]["registration_token"]
+            device = (await http.post("/mobile/v1/device", json={"name": "bench"}, headers={
+                "Authorization": f"Bearer {token}"})).json()
+            result = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "_load.py"),
+                 f"{base}/3rdparty/v1/messages", "--token", bench.api_key,
+                 "--requests", str(requests), "--concurrency", "32",
+                 "--body-template",
+                 '{"textMessage":{"text":"Hello {n}"},"phoneNumbers":["+7999{n7}"]}'],
+                capture_output=True, text=True)
+            if result.returncode:
+                logs = "\n".join(path.read_text()[-3000:] for path in bench.scratch.glob("*.log"))
+                raise RuntimeError(f"the load client failed: {result.stderr[-500:]}\n{logs}")
+            load = json.loads(result.stdout)
+            phone = {"Authorization": f"Bearer {device['token']}"}
+            started, reported = time.monotonic(), 0
+            while batch := (await http.get("/mobile/v1/message?order=fifo",
+                                           headers=phone)).json():
+                await http.patch("/mobile/v1/message", headers=phone, json=[
+                    {"id": m["id"], "state": "Sent", "states": {},
+                     "recipients": [{"phoneNumber": m["phoneNumbers"][0], "state": "Sent"}]}
+                    for m in batch])
+                reported += len(batch)
+            drained = time.monotonic() - started
+    sent = await bench.count("sent")
+    await bench.clear_messages()
+    return {"accepted": load["statuses"].get("202", 0), "per_second": load["per_second"],
+            "p99_ms": load["p99_ms"], "phone_reported": reported, "sent": sent,
+            "phone_per_second": round(reported / drained, 1)}
+
+
 STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
           "e2e": (stage_e2e, 20_000),
-          "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000)}
+          "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000),
+          "android": (stage_android, 4_000)}
 
 
 async def run(database_url: str | None, only: list[str], scale: float) -> None:
@@ -332,7 +376,7 @@ async def run(database_url: str | None, only: list[str], scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory")
+    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory,android")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's size (0.1 for a quick run)")
     args = parser.parse_args()
