@@ -17,6 +17,8 @@ from sqlalchemy import select
 from tests.conftest import TenantFactory, TenantHandle
 from tidings.config import Settings
 from tidings.db.models import Message
+from tidings.domain.keys import KeyMode
+from tidings.domain.roles import Role
 from tidings.pipeline.device_events import DeviceEvent, DeviceEventHub
 from tidings.runtime import Runtime
 
@@ -174,3 +176,20 @@ async def test_an_inbox_refresh_asks_the_login_s_phones_to_export_and_inbox_is_5
     unknown = await client.post("/3rdparty/v1/inbox/refresh", auth=basic, json={
         "deviceId": "x" * 21, "since": "2026-11-23T00:00:00Z", "until": "2026-11-24T00:00:00Z"})
     assert unknown.status_code == 400
+
+
+async def test_a_test_mode_key_reads_the_3rdparty_api_but_cannot_send_through_phones(
+        client: httpx.AsyncClient, tenants: TenantFactory, runtime: Runtime) -> None:
+    tenant = await tenants.create()
+    android = await android_app(client, tenant)
+    await register(client, android)
+    test_key = await tenants.key(tenant, Role.OWNER, KeyMode.TEST)
+
+    listed = await client.get("/3rdparty/v1/devices", headers=test_key)
+    sent = await client.post("/3rdparty/v1/messages", headers=test_key, json={
+        "textMessage": {"text": "hi"}, "phoneNumbers": ["+79990001234"]})
+
+    assert listed.status_code == 200
+    assert (sent.status_code, sent.json()["code"]) == (403, "test_mode_key")
+    async with runtime.sessions() as session:
+        assert (await session.execute(select(Message))).scalars().all() == []

@@ -41,7 +41,7 @@ from tidings.db.models import (
 )
 from tidings.domain.android import SCOPES, has_scope, new_nanoid
 from tidings.domain.ids import new_id
-from tidings.domain.keys import looks_like_api_key, sha256_hex
+from tidings.domain.keys import KeyMode, looks_like_api_key, sha256_hex
 from tidings.domain.passwords import hash_password, verify_password
 from tidings.domain.roles import Permission, may
 from tidings.domain.ttl_cache import TtlCache
@@ -72,12 +72,14 @@ _SCOPE_PERMISSIONS: dict[str, Permission] = {
 @dataclass(frozen=True)
 class AndroidCaller:
     """The caller of one 3rd-party request: one login of one tenant's Android app, with the
-    scopes it holds (``None``: all of them)."""
+    scopes it holds (``None``: all of them). ``live`` is false for a tenant's test-mode API
+    key, which may read but not send: phones send real SMS, and test keys never spend."""
 
     tenant_id: str
     login_id: str
     app_id: str
     scopes: frozenset[str] | None = None
+    live: bool = True
 
     def require(self, scope: str) -> None:
         if self.scopes is not None and not has_scope(self.scopes, scope):
@@ -303,7 +305,8 @@ async def _caller_for_credential(session: AsyncSession, scheme: str, credential:
     login = await _tenant_login(session, principal.tenant_id)
     return AndroidCaller(login.tenant_id, login.id, login.channel_account_id,
                          frozenset(scope for scope in SCOPES if may(
-                             principal.role, _SCOPE_PERMISSIONS.get(scope, Permission.READ))))
+                             principal.role, _SCOPE_PERMISSIONS.get(scope, Permission.READ))),
+                         live=principal.mode == KeyMode.LIVE)
 
 
 async def issue_token(session: AsyncSession, caller: AndroidCaller, *, scopes: Sequence[str],

@@ -41,7 +41,7 @@ from tidings.domain.ids import new_id
 from tidings.domain.phone import InvalidPhone, to_mobile_e164
 from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState
-from tidings.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from tidings.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from tidings.providers.base import StatusUpdate
 from tidings.providers.sms.android import Config
 from tidings.services.android.access import AndroidCaller
@@ -145,8 +145,12 @@ async def send_message(session: AsyncSession, caller: AndroidCaller, request: An
 
     ``InvalidInput`` for any rule of the spec (content, numbers, SIM, priority, ttl/validUntil,
     scheduleAt, device), ``Conflict`` for an id the tenant already used, ``ServiceUnavailable``
-    when the phone's queue limits are exceeded. Nothing is stored then.
+    when the phone's queue limits are exceeded, ``Forbidden`` for a test-mode key. Nothing is
+    stored then.
     """
+    if not caller.live:
+        raise Forbidden("test-mode API keys cannot send through phones (phones send real "
+                        "SMS); use a live key or the login", "test_mode_key")
     app = await session.get(ChannelAccount, caller.app_id)
     assert app is not None  # the caller was authenticated through this active app
     config = Config.model_validate(app.config)
