@@ -62,11 +62,9 @@ async def send_message(request: Request, caller: Caller, session: DbSession,
         view = await messages.send_message(session, caller, send, options, now=runtime.clock())
         await session.commit()
     await push_to_devices(request, [view.header.device_id], DeviceEvent("MessageEnqueued"))
-    location = f"{str(request.url.path).rstrip('/').removesuffix('/message')}"
-    if not location.endswith("/messages"):
-        location += "s"
+    mount = request.url.path.rstrip("/").rsplit("/", 1)[0]  # /3rdparty/v1 or /api/3rdparty/v1
     return JSONResponse(views.message_state(view), status_code=202,
-                        headers={"Location": f"{location}/{view.header.ext_id}"})
+                        headers={"Location": f"{mount}/messages/{view.header.ext_id}"})
 
 
 @router.get("/messages", summary="List messages")
