@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from tidings.providers.base import SmsProvider
-from tidings.providers.sms import android, fast2sms, msg91, simulator, twilio
+from tidings.providers.sms import (
+    android,
+    fast2sms,
+    infobip,
+    msg91,
+    simulator,
+    twilio,
+    unifonic,
+    vonage,
+)
 
 SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
     "TWILIO": twilio,
@@ -15,6 +24,9 @@ SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
     "FAST2SMS": fast2sms,
     "SIMULATOR": simulator,
     "ANDROID": android,
+    "INFOBIP": infobip,
+    "VONAGE": vonage,
+    "UNIFONIC": unifonic,
 })
 
 DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})

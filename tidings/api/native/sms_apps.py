@@ -32,8 +32,9 @@ router = APIRouter(prefix="/sms/v1/apps", tags=["sms apps"],
 AppsManager = Annotated[Principal, Depends(requires(Permission.APPS_MANAGE))]
 
 _CREDENTIALS_HELP = ("Per provider: TWILIO account_sid + auth_token; MSG91 auth_key; FAST2SMS "
-                     "api_key; SIMULATOR and ANDROID none. Encrypted at rest, never "
-                     "returned.")
+                     "api_key; INFOBIP api_key (base_url in provider_config); VONAGE api_key + "
+                     "api_secret (+ signature_secret); UNIFONIC app_sid; SIMULATOR and ANDROID "
+                     "none. Encrypted at rest, never returned.")
 
 
 class SmsAppBody(BaseModel):
@@ -61,7 +62,8 @@ class SmsAppBody(BaseModel):
 
 class SmsAppCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
-    provider: str = Field(description="TWILIO, MSG91, FAST2SMS, SIMULATOR or ANDROID.")
+    provider: str = Field(description="TWILIO, MSG91, FAST2SMS, INFOBIP, VONAGE, UNIFONIC, "
+                          "SIMULATOR or ANDROID.")
     sender_id: str | None = Field(default=None, max_length=32)
     dlt_entity_id: str | None = Field(default=None, max_length=40)
     provider_credentials: dict[str, Any] = Field(default_factory=dict,
