@@ -21,14 +21,15 @@ order, so a secret on the cut can't leave a prefix behind. Transport reasons los
 from __future__ import annotations
 
 import hmac
+import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, Final
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus
 
 import httpx
 
@@ -39,6 +40,7 @@ from tidings.providers.base import (
     Reject,
     Retry,
     SendOutcome,
+    WebhookPayloadError,
     WebhookRequest,
     WebhookVerificationError,
 )
@@ -198,3 +200,29 @@ def verify_url_token(request: WebhookRequest, account: AccountContext) -> None:
         raise WebhookVerificationError("the account has no webhook token")
     if not hmac.compare_digest(given.encode("utf-8"), account.webhook_token.encode("utf-8")):
         raise WebhookVerificationError("the token query parameter does not match")
+
+
+def webhook_reports(request: WebhookRequest) -> list[Mapping[str, Any]]:
+    """The report objects of a webhook that signs nothing, however the provider sends them: a
+    JSON object or list of objects, a form body, or (no body) the query string without our
+    ``token``. ``WebhookPayloadError`` for anything else."""
+    if not request.body.strip():
+        fields = {name: value for name, value in request.query.items()
+                  if name != TOKEN_PARAMETER}
+        if not fields:
+            raise WebhookPayloadError("the webhook carries no report")
+        return [fields]
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookPayloadError("the body is not UTF-8") from exc
+    if "json" in request.headers.get("content-type", "") or text.lstrip().startswith(("{", "[")):
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise WebhookPayloadError("the JSON body cannot be parsed") from exc
+        reports = body if isinstance(body, list) else [body]
+        if not reports or not all(isinstance(report, dict) for report in reports):
+            raise WebhookPayloadError("the JSON body is not a report object or a list of them")
+        return reports
+    return [{name: values[0] for name, values in parse_qs(text, keep_blank_values=True).items()}]

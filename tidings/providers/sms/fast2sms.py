@@ -80,7 +80,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qs
 
 import httpx
 import pydantic
@@ -89,13 +88,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
     REASON_LIMIT,
-    TOKEN_PARAMETER,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
     redact,
     verify_url_token,
+    webhook_reports,
 )
 from tidings.providers.base import (
     Accepted,
@@ -303,30 +302,7 @@ def parse_webhook(request: WebhookRequest, account: AccountContext) -> list[Webh
     Raises ``WebhookPayloadError`` for a body that cannot be read, or a report without
     ``request_id`` or ``status``.
     """
-    return [_event(report) for report in _reports(request)]
-
-
-def _reports(request: WebhookRequest) -> list[Mapping[str, Any]]:
-    if not request.body.strip():
-        fields = {name: value for name, value in request.query.items()
-                  if name != TOKEN_PARAMETER}
-        if not fields:
-            raise WebhookPayloadError("the webhook carries no report")
-        return [fields]
-    try:
-        text = request.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WebhookPayloadError("the body is not UTF-8") from exc
-    if "json" in request.headers.get("content-type", "") or text.lstrip().startswith(("{", "[")):
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise WebhookPayloadError("the JSON body cannot be parsed") from exc
-        reports = body if isinstance(body, list) else [body]
-        if not all(isinstance(report, dict) for report in reports):
-            raise WebhookPayloadError("a report is not a JSON object")
-        return reports
-    return [{name: values[0] for name, values in parse_qs(text, keep_blank_values=True).items()}]
+    return [_event(report) for report in webhook_reports(request)]
 
 
 def _event(report: Mapping[str, Any]) -> WebhookEvent:

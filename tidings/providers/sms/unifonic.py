@@ -102,12 +102,10 @@ docs, [U] = assumed:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
-from urllib.parse import parse_qs
 
 import httpx
 import pydantic
@@ -116,12 +114,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
     REASON_LIMIT,
-    TOKEN_PARAMETER,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     redact,
     verify_url_token,
+    webhook_reports,
 )
 from tidings.providers.base import (
     Accepted,
@@ -305,30 +303,7 @@ def parse_webhook(request: WebhookRequest, account: AccountContext) -> list[Webh
         offset = KSA_OFFSET_MINUTES
     zone = timezone(timedelta(minutes=offset))
     return [_event({str(name).lower(): value for name, value in report.items()}, zone)
-            for report in _reports(request)]
-
-
-def _reports(request: WebhookRequest) -> list[Mapping[str, Any]]:
-    if not request.body.strip():
-        fields = {name: value for name, value in request.query.items()
-                  if name != TOKEN_PARAMETER}
-        if not fields:
-            raise WebhookPayloadError("the webhook carries no report")
-        return [fields]
-    try:
-        text = request.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WebhookPayloadError("the body is not UTF-8") from exc
-    if "json" in request.headers.get("content-type", "") or text.lstrip().startswith(("{", "[")):
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise WebhookPayloadError("the JSON body cannot be parsed") from exc
-        reports = body if isinstance(body, list) else [body]
-        if not reports or not all(isinstance(report, dict) for report in reports):
-            raise WebhookPayloadError("the JSON body is not a report object or a list of them")
-        return reports
-    return [{name: values[0] for name, values in parse_qs(text, keep_blank_values=True).items()}]
+            for report in webhook_reports(request)]
 
 
 def _event(report: Mapping[str, Any], zone: timezone) -> WebhookEvent:
