@@ -18,6 +18,7 @@ from tidings.api.body_limit import BodyLimit
 from tidings.api.errors import install_error_handlers
 from tidings.api.native import router as native_router
 from tidings.api.openapi import install_openapi
+from tidings.api.slugs import router as slug_router
 from tidings.config import Settings
 from tidings.domain.clock import Clock, utc_now
 from tidings.pipeline.device_events import device_event_hub
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
     install_openapi(app)
     app.include_router(native_router)
     app.include_router(android_router)
+    app.include_router(slug_router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ops.RequestMetrics, registry=metrics)

@@ -10,6 +10,7 @@
     ├── PayloadTooLarge (413, payload_too_large)  a request body over the configured limit
     ├── RateLimited (429, rate_limited)      carries ``retry_after`` seconds
     ├── NotImplementedByServer (501, not_implemented)  an endpoint only a phone implements
+    ├── ProviderFailed (502, provider_failed)  a provider's account query failed
     └── ServiceUnavailable (503, unavailable)  a limit that clears with time (a phone's queue)
 
 Services raise these with a specific ``code`` (e.g. ``duplicate_phone``); clients match on it.
@@ -99,3 +100,8 @@ class NotImplementedByServer(TidingsError):
 class ServiceUnavailable(TidingsError):
     http_status = 503
     default_code = "unavailable"
+
+
+class ProviderFailed(TidingsError):
+    http_status = 502
+    default_code = "provider_failed"

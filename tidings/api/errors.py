@@ -3,7 +3,8 @@ fields on 400s): service errors, validation errors (400, not 422), unknown route
 and unexpected exceptions (500 with no stack trace; the trace goes to the log).
 
 Under the Android surface's paths (``ANDROID_PREFIXES``) the same errors are
-``{"message": "...", "code": "..."}``, the shape its clients parse."""
+``{"message": "...", "code": "..."}``, the shape its clients parse; under the provider-slug
+API's (``SLUG_PREFIXES``) they are ``{"error": "...", "code": "..."}``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 ANDROID_PREFIXES = ("/3rdparty/", "/api/3rdparty/", "/mobile/", "/api/mobile/", "/health/")
 
+SLUG_PREFIXES = ("/api/v1/",)
+
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 429: "rate_limited"}
@@ -33,6 +36,9 @@ def error_response(status: int, detail: str, code: str, errors: list[dict[str, s
                    request: Request | None = None) -> JSONResponse:
     if request is not None and request.url.path.startswith(ANDROID_PREFIXES):
         return JSONResponse({"message": detail, "code": code}, status_code=status,
+                            headers=headers)
+    if request is not None and request.url.path.startswith(SLUG_PREFIXES):
+        return JSONResponse({"error": detail, "code": code}, status_code=status,
                             headers=headers)
     body: dict[str, Any] = {"detail": detail, "code": code}
     if errors:

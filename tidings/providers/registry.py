@@ -39,3 +39,23 @@ PULL_PROVIDERS: frozenset[str] = frozenset({"ANDROID"})
 def sms_provider(name: str) -> SmsProvider:
     """The provider registered as ``name`` (``"TWILIO"``); ``KeyError`` when there is none."""
     return SMS_PROVIDERS[name]
+
+
+SLUG_SUFFIX = "-sms"
+"""The provider-slug API names a provider by its module's slug plus this (``twilio-sms``)."""
+
+
+def provider_for_slug(slug: str) -> str | None:
+    """The registry name of the provider the slug API calls ``slug`` (``"twilio-sms"`` ->
+    ``"TWILIO"``), or ``None``. Pull providers (phones) have no slug: nothing is sent while
+    the caller waits."""
+    for name, provider in SMS_PROVIDERS.items():
+        if name not in PULL_PROVIDERS and f"{provider.slug}{SLUG_SUFFIX}" == slug:
+            return name
+    return None
+
+
+def provider_slugs() -> list[str]:
+    """Every slug of the slug API, sorted."""
+    return sorted(f"{provider.slug}{SLUG_SUFFIX}" for name, provider in SMS_PROVIDERS.items()
+                  if name not in PULL_PROVIDERS)

@@ -1,0 +1,12 @@
+"""The provider-slug API (``/api/v1/sms-providers/{slug}/…``): one URL shape over the tenant's
+SMS apps, one per provider, authenticated like the native API. Errors here are
+``{"error": ...}`` (``tidings.api.errors``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tidings.api.slugs import providers
+
+router = APIRouter()
+router.include_router(providers.router)
