@@ -197,8 +197,8 @@ async def test_an_unknown_provider_answers_400(
     assert response.status_code == 400
     assert response.json()["errors"] == [
         {"field": "provider",
-         "message": "must be one of ANDROID, FAST2SMS, INFOBIP, MSG91, SIMULATOR, TWILIO, "
-                    "UNIFONIC, VONAGE"}]
+         "message": "must be one of ANDROID, CEQUENS, FAST2SMS, FOURJAWALY, INFOBIP, "
+                    "MORA, MSEGAT, MSG91, SIMULATOR, TAQNYAT, TWILIO, UNIFONIC, VONAGE"}]
     listed = (await client.get("/sms/v1/apps/", headers=tenant.headers)).json()
     assert listed["count"] == 0
 

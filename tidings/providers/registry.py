@@ -9,10 +9,15 @@ from types import MappingProxyType
 from tidings.providers.base import SmsProvider
 from tidings.providers.sms import (
     android,
+    cequens,
     fast2sms,
+    fourjawaly,
     infobip,
+    mora,
+    msegat,
     msg91,
     simulator,
+    taqnyat,
     twilio,
     unifonic,
     vonage,
@@ -27,6 +32,11 @@ SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
     "INFOBIP": infobip,
     "VONAGE": vonage,
     "UNIFONIC": unifonic,
+    "TAQNYAT": taqnyat,
+    "MSEGAT": msegat,
+    "FOURJAWALY": fourjawaly,
+    "CEQUENS": cequens,
+    "MORA": mora,
 })
 
 DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})
