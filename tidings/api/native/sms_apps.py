@@ -33,8 +33,10 @@ AppsManager = Annotated[Principal, Depends(requires(Permission.APPS_MANAGE))]
 
 _CREDENTIALS_HELP = ("Per provider: TWILIO account_sid + auth_token; MSG91 auth_key; FAST2SMS "
                      "api_key; INFOBIP api_key (base_url in provider_config); VONAGE api_key + "
-                     "api_secret (+ signature_secret); UNIFONIC app_sid; SIMULATOR and ANDROID "
-                     "none. Encrypted at rest, never returned.")
+                     "api_secret (+ signature_secret); UNIFONIC app_sid; TAQNYAT bearer_token; "
+                     "MSEGAT user_name + api_key; FOURJAWALY app_key + app_secret; CEQUENS "
+                     "api_token (or user_name + api_key); MORA api_key + username; SIMULATOR "
+                     "and ANDROID none. Encrypted at rest, never returned.")
 
 
 class SmsAppBody(BaseModel):
@@ -63,7 +65,7 @@ class SmsAppBody(BaseModel):
 class SmsAppCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     provider: str = Field(description="TWILIO, MSG91, FAST2SMS, INFOBIP, VONAGE, UNIFONIC, "
-                          "SIMULATOR or ANDROID.")
+                          "TAQNYAT, MSEGAT, FOURJAWALY, CEQUENS, MORA, SIMULATOR or ANDROID.")
     sender_id: str | None = Field(default=None, max_length=32)
     dlt_entity_id: str | None = Field(default=None, max_length=40)
     provider_credentials: dict[str, Any] = Field(default_factory=dict,
