@@ -32,6 +32,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, quote_plus
 
 import httpx
+import pydantic
 
 from tidings.domain.retry import parse_retry_after
 from tidings.providers.base import (
@@ -98,7 +99,7 @@ def failure_from_response(
     if response.is_success:
         return None
     code = f"http_{status}"
-    reason = _clean(response.text.strip() or response.reason_phrase, secrets)
+    reason = clean_reason(response.text.strip() or response.reason_phrase, secrets)
     if status in (408, 429) or 500 <= status <= 599:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         return Retry(code, reason, retry_after)
@@ -128,7 +129,7 @@ def outcome_from_response(
     outcome = accepted(response)
     if isinstance(outcome, Accepted):
         return outcome
-    return replace(outcome, reason=_clean(outcome.reason, secrets))
+    return replace(outcome, reason=clean_reason(outcome.reason, secrets))
 
 
 def outcome_from_transport_error(
@@ -146,7 +147,8 @@ def outcome_from_transport_error(
     the provider may already have the message; see ``SmsProvider.send``.
     """
     message = _URL.sub("[url]", str(exc)).strip()
-    reason = _clean(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, secrets)
+    reason = clean_reason(f"{type(exc).__name__}: {message}" if message else type(exc).__name__,
+                          secrets)
     if isinstance(exc, httpx.TimeoutException):
         return Retry("timeout", reason)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
@@ -181,8 +183,17 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _clean(text: str, secrets: Iterable[str]) -> str:
+def clean_reason(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with ``secrets`` redacted, cut to ``REASON_LIMIT``: what a reason may hold."""
     return redact(text, secrets)[:REASON_LIMIT]
+
+
+def validation_summary(exc: pydantic.ValidationError) -> str:
+    """Which fields of stored credentials or config failed and why, cut to ``REASON_LIMIT``;
+    never the offending values (which may be secrets)."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+                     for err in exc.errors(include_input=False, include_url=False)
+                     )[:REASON_LIMIT]
 
 
 TOKEN_PARAMETER: Final = "token"

@@ -114,13 +114,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
     TOKEN_PARAMETER,
+    clean_reason,
     failure_from_response,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -232,7 +232,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     number = _E164.fullmatch(message.to)
     if number is None:
         return Reject("invalid_number", "the recipient must be an E.164 number")
@@ -270,7 +270,7 @@ async def send(
     if response.is_client_error and response.status_code not in (408, 429):
         error = _envelope_error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -283,7 +283,7 @@ async def _sign_in(credentials: Credentials, base: str, http: httpx.AsyncClient,
                                    headers={"accept": "application/json"})
     except httpx.TransportError as exc:
         lost = outcome_from_transport_error(exc, secrets)
-        return type(lost)(lost.code, _clean(f"sign-in: {lost.reason}", secrets))
+        return type(lost)(lost.code, clean_reason(f"sign-in: {lost.reason}", secrets))
     envelope = json_or_none(response)
     token = None
     if isinstance(envelope, dict) and isinstance(envelope.get("data"), dict):
@@ -295,15 +295,15 @@ async def _sign_in(credentials: Credentials, base: str, http: httpx.AsyncClient,
     if response.status_code not in (408, 429) and not response.is_server_error:
         error = _envelope_error(response)
         if error is not None:
-            return Reject(error[0], _clean(f"sign-in: {error[1]}", secrets))
+            return Reject(error[0], clean_reason(f"sign-in: {error[1]}", secrets))
     failure = failure_from_response(response, now=now, secrets=secrets)
     if isinstance(failure, Retry):
-        return Retry(failure.code, _clean(f"sign-in: {failure.reason}", secrets),
+        return Retry(failure.code, clean_reason(f"sign-in: {failure.reason}", secrets),
                      failure.retry_after)
     if isinstance(failure, Reject):
-        return Reject(failure.code, _clean(f"sign-in: {failure.reason}", secrets))
+        return Reject(failure.code, clean_reason(f"sign-in: {failure.reason}", secrets))
     return Reject("malformed_token_response",
-                  _clean(f"sign-in: HTTP {response.status_code} without an access token: "
+                  clean_reason(f"sign-in: HTTP {response.status_code} without an access token: "
                          f"{response.text}", secrets))
 
 
@@ -447,13 +447,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

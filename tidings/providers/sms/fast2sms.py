@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -87,12 +87,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
     webhook_reports,
 )
@@ -200,7 +200,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     body = _body(message, config)
     if isinstance(body, Reject):
         return body
@@ -213,7 +213,7 @@ async def send(
     if response.status_code in (400, 401):
         error = _fast2sms_error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -338,7 +338,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     url = account.base_url.rstrip("/") + WALLET_PATH
     headers = {"authorization": credentials.api_key, "accept": "application/json"}
     try:
@@ -347,7 +347,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         raise ProviderError(outcome_from_transport_error(exc, secrets)) from None
     error = _fast2sms_error(response)
     if error is not None and (response.is_success or response.status_code in (400, 401)):
-        raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+        raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
@@ -358,8 +358,8 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     wallet = body.get("wallet") if isinstance(body, dict) else None
     if isinstance(wallet, bool) or not isinstance(wallet, str | int) or wallet == "":
         raise ProviderError(Reject("malformed_response",
-                                   _clean(f"the wallet answer has no balance: {response.text}",
-                                          secrets)))
+                                   clean_reason("the wallet answer has no balance: "
+                                                f"{response.text}", secrets)))
     return Balance(amount=str(wallet), currency=CURRENCY)
 
 
@@ -369,13 +369,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

@@ -103,7 +103,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -113,12 +113,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
     webhook_reports,
 )
@@ -212,7 +212,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     secrets = (*secrets, _token(credentials))
     number = _E164.fullmatch(message.to)
     if number is None:
@@ -234,7 +234,7 @@ async def send(
     if response.is_client_error and response.status_code not in (408, 429):
         error = _error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(
         response, now=now, secrets=secrets,
         accepted=lambda answer: _accepted(answer, digits))
@@ -427,7 +427,7 @@ async def _get_json(account: AccountContext, http: httpx.AsyncClient, path: str,
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     secrets = (*secrets, _token(credentials))
     url = account.base_url.rstrip("/") + path
     try:
@@ -438,7 +438,7 @@ async def _get_json(account: AccountContext, http: httpx.AsyncClient, path: str,
                                and response.status_code not in (408, 429)):
         error = _error(response, need_code=response.is_success)
         if error is not None:
-            raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+            raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
@@ -448,7 +448,7 @@ async def _get_json(account: AccountContext, http: httpx.AsyncClient, path: str,
         body = None
     if not isinstance(body, dict):
         raise ProviderError(Reject("malformed_response",
-                                   _clean(f"not a JSON object: {response.text}", secrets)))
+                                   clean_reason(f"not a JSON object: {response.text}", secrets)))
     if isinstance(body.get("items"), dict):
         last = body["items"].get("last_page")
         if isinstance(last, str) and last.isdigit():
@@ -473,13 +473,3 @@ def _is_text(value: object) -> bool:
     """A non-empty string or an integer (4jawaly writes ids and codes either way)."""
     return (isinstance(value, int | str) and not isinstance(value, bool)
             and str(value).strip() != "")
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

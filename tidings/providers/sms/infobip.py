@@ -117,11 +117,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     failure_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -260,13 +260,13 @@ def _accepted(response: httpx.Response, secrets: Iterable[str]) -> SendOutcome:
     first = messages[0] if isinstance(messages, list) and messages else None
     if not isinstance(body, dict) or not isinstance(first, dict) or not _text(
             first.get("messageId")):
-        return Reject("malformed_response", _clean(
+        return Reject("malformed_response", clean_reason(
             f"HTTP {response.status_code} without a messageId: {response.text}", secrets))
     message_id = _text(first.get("messageId"))
     status = first.get("status")
     if isinstance(status, dict) and status.get("groupName") in _REFUSED_GROUPS:
         code = _text(status.get("name")) or _text(status.get("groupName"))
-        return Reject(code, _clean(_text(status.get("description")) or code, secrets))
+        return Reject(code, clean_reason(_text(status.get("description")) or code, secrets))
     return Accepted((message_id,), raw=body)
 
 
@@ -277,7 +277,7 @@ def _with_infobip_error(failure: Retry | Reject, response: httpx.Response,
     error = _infobip_error(response)
     if error is None:
         return failure
-    code, text = error[0], _clean(error[1], secrets)
+    code, text = error[0], clean_reason(error[1], secrets)
     if isinstance(failure, Retry):
         return Retry(code, text, failure.retry_after)
     return Reject(code, text)
@@ -440,7 +440,7 @@ async def _get_json(account: AccountContext, http: httpx.AsyncClient, path: str,
     body = _json(response, verbatim=verbatim)
     if not isinstance(body, dict):
         raise ProviderError(Reject("malformed_response",
-                                   _clean(f"{path} answered no JSON object", secrets)))
+                                   clean_reason(f"{path} answered no JSON object", secrets)))
     return body
 
 
@@ -453,7 +453,7 @@ def _validated(account: AccountContext) -> tuple[Credentials, Config] | Reject:
                 Config.model_validate(dict(account.config)))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), account.secrets()))
+        return Reject(f"invalid_{which}", clean_reason(validation_summary(exc), account.secrets()))
 
 
 def _headers(credentials: Credentials) -> dict[str, str]:
@@ -477,13 +477,3 @@ def _text(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return ""
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

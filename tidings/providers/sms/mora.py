@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -95,12 +95,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -193,7 +193,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     number = _E164.fullmatch(message.to)
     if number is None:
         return Reject("invalid_number", "the recipient is not an E.164 number")
@@ -217,7 +217,7 @@ async def send(
     if 400 <= response.status_code <= 499 and response.status_code not in (408, 429):
         error = _mora_error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -310,7 +310,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     url = account.base_url.rstrip("/") + BALANCE_PATH
     params = {"api_key": credentials.api_key, "username": credentials.username}
     try:
@@ -320,7 +320,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     retryable = response.status_code in (408, 429) or response.status_code >= 500
     error = _mora_error(response)
     if error is not None and not retryable:
-        raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+        raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
@@ -332,7 +332,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     amount = data.get("balance") if isinstance(data, dict) else None
     if isinstance(amount, bool) or not isinstance(amount, str | int) or str(amount).strip() == "":
         raise ProviderError(Reject("malformed_response",
-                                   _clean(f"the balance answer has no data.balance: "
+                                   clean_reason(f"the balance answer has no data.balance: "
                                           f"{response.text}", secrets)))
     return Balance(amount=str(amount).strip(), currency=None)
 
@@ -343,13 +343,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

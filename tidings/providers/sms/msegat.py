@@ -115,12 +115,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
     webhook_reports,
 )
@@ -259,7 +259,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     number = _E164.fullmatch(message.to)
     if number is None:
         return Reject("invalid_number", "the recipient must be an E.164 number")
@@ -284,7 +284,7 @@ async def send(
     if response.is_client_error and response.status_code not in (408, 429):
         error = _error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -406,9 +406,9 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         return Balance(amount=text, currency=None)
     error = _error(response)
     if error is not None:
-        raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+        raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     raise ProviderError(Reject("malformed_response",
-                               _clean(f"the credit answer is not a number: {text}", secrets)))
+                               clean_reason(f"the credit answer is not a number: {text}", secrets)))
 
 
 async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> list[str]:
@@ -428,8 +428,8 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> list
     if rows is None:
         error = _error(response)
         if error is not None:
-            raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
-        raise ProviderError(Reject("malformed_response", _clean(
+            raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
+        raise ProviderError(Reject("malformed_response", clean_reason(
             f"the senders answer has no sender list: {response.text.strip()}", secrets)))
     names: list[str] = []
     for row in rows:
@@ -457,7 +457,7 @@ def _credentials(account: AccountContext, secrets: Iterable[str]) -> Credentials
     try:
         return Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
 
 
 async def _query(http: httpx.AsyncClient, url: str, secrets: Iterable[str],
@@ -472,7 +472,7 @@ async def _query(http: httpx.AsyncClient, url: str, secrets: Iterable[str],
     if response.is_client_error and response.status_code not in (408, 429):
         error = _error(response)
         if error is not None:
-            raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+            raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
@@ -480,14 +480,3 @@ async def _query(http: httpx.AsyncClient, url: str, secrets: Iterable[str],
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]
-

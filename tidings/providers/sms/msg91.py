@@ -92,7 +92,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -103,12 +103,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -233,7 +233,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     dlt_id = message.dlt_template_id
     if not dlt_id:
         return Reject("dlt_template_required",
@@ -270,7 +270,7 @@ async def send(
         error = _msg91_error(response)
         if error is not None:
             code, text = error
-            return Reject(code or f"http_{response.status_code}", _clean(text, secrets))
+            return Reject(code or f"http_{response.status_code}", clean_reason(text, secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -415,7 +415,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        raise ProviderError(Reject(f"invalid_{which}", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject(f"invalid_{which}", validation_summary(exc))) from None
     params = {"authkey": credentials.auth_key, "type": config.route or DEFAULT_BALANCE_ROUTE}
     try:
         response = await http.get(account.base_url.rstrip("/") + BALANCE_PATH, params=params)
@@ -429,8 +429,9 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         return Balance(amount=text, currency=None)
     error = _msg91_error(response)
     if error is not None:
-        raise ProviderError(Reject(error[0] or "error", _clean(error[1], secrets)))
-    raise ProviderError(Reject("error", _clean(text or "balance.php answered nothing", secrets)))
+        raise ProviderError(Reject(error[0] or "error", clean_reason(error[1], secrets)))
+    raise ProviderError(Reject("error", clean_reason(text or "balance.php answered nothing",
+                                                     secrets)))
 
 
 async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsupported:
@@ -439,13 +440,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

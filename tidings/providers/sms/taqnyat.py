@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
@@ -91,12 +91,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -173,7 +173,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     number = _E164.fullmatch(message.to)
     if number is None:
         return Reject("invalid_number", "the recipient must be an E.164 number")
@@ -191,7 +191,7 @@ async def send(
     if response.is_client_error and response.status_code not in (408, 429):
         error = _taqnyat_error(response)
         if error is not None:
-            return Reject(error[0], _clean(error[1], secrets))
+            return Reject(error[0], clean_reason(error[1], secrets))
     return outcome_from_response(
         response, now=now, accepted=lambda answer: _accepted(answer, recipient), secrets=secrets)
 
@@ -277,7 +277,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         body = None
     amount = body.get("balance") if isinstance(body, dict) else None
     if isinstance(amount, bool) or not isinstance(amount, str | int) or str(amount) == "":
-        raise ProviderError(Reject("malformed_response", _clean(
+        raise ProviderError(Reject("malformed_response", clean_reason(
             f"the balance answer has no balance: {response.text}", account.secrets())))
     currency = body.get("currency") if isinstance(body, dict) else None
     return Balance(amount=str(amount),
@@ -291,7 +291,7 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> list
     body = json_or_none(response)
     senders = body.get("senders") if isinstance(body, dict) else None
     if not isinstance(senders, list):
-        raise ProviderError(Reject("malformed_response", _clean(
+        raise ProviderError(Reject("malformed_response", clean_reason(
             f"the senders answer has no senders list: {response.text}", account.secrets())))
     names = []
     for entry in senders:
@@ -318,7 +318,7 @@ async def _query(account: AccountContext, http: httpx.AsyncClient, path: str) ->
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     try:
         response = await http.get(account.base_url.rstrip("/") + path,
                                   headers=_headers(credentials))
@@ -327,7 +327,7 @@ async def _query(account: AccountContext, http: httpx.AsyncClient, path: str) ->
     error = _taqnyat_error(response)
     if error is not None and (response.is_success or (
             response.is_client_error and response.status_code not in (408, 429))):
-        raise ProviderError(Reject(error[0], _clean(error[1], secrets)))
+        raise ProviderError(Reject(error[0], clean_reason(error[1], secrets)))
     failure = query_failure(response, secrets)
     if failure is not None:
         raise ProviderError(failure)
@@ -335,13 +335,3 @@ async def _query(account: AccountContext, http: httpx.AsyncClient, path: str) ->
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

@@ -86,11 +86,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from tidings.domain.retry import parse_retry_after
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     failure_from_response,
     outcome_from_response,
     outcome_from_transport_error,
-    redact,
+    validation_summary,
 )
 from tidings.providers.base import (
     Accepted,
@@ -192,7 +192,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     form = {"To": message.to}
     if config.messaging_service_sid:
         form["MessagingServiceSid"] = config.messaging_service_sid
@@ -241,7 +241,7 @@ def _with_twilio_error(
     if error is None:
         return failure
     code, text = error
-    reason = _clean(text or response.text, secrets)
+    reason = clean_reason(text or response.text, secrets)
     if isinstance(failure, Retry):
         return Retry(code, reason, failure.retry_after)
     if code == str(RATE_LIMITED):
@@ -425,7 +425,7 @@ async def _get_json(
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     if params is None:
         url = account.base_url.rstrip("/") + resource
     else:
@@ -443,7 +443,7 @@ async def _get_json(
         body = None
     if not isinstance(body, dict):
         raise ProviderError(Reject("malformed_response",
-                                   _clean(f"{resource} answered no JSON object", secrets)))
+                                   clean_reason(f"{resource} answered no JSON object", secrets)))
     return body
 
 
@@ -471,12 +471,6 @@ def _auth(credentials: Credentials) -> httpx.BasicAuth:
     return httpx.BasicAuth(credentials.account_sid, credentials.auth_token)
 
 
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
 def _retry_after(response: httpx.Response, now: datetime | None) -> float | None:
     value = response.headers.get("retry-after")
     if now is None:  # delay-seconds need no clock
@@ -492,7 +486,3 @@ def _header_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

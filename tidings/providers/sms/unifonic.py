@@ -103,7 +103,7 @@ docs, [U] = assumed:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
@@ -113,11 +113,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
-    redact,
+    validation_summary,
     verify_url_token,
     webhook_reports,
 )
@@ -209,7 +209,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     number = _E164.fullmatch(message.to)
     if number is None:
         return Reject("invalid_number", "the recipient must be an E.164 number")
@@ -234,7 +234,7 @@ async def send(
         error = _envelope_error(response)
         if error is not None:
             code, text = error
-            return Reject(code or f"http_{response.status_code}", _clean(text, secrets))
+            return Reject(code or f"http_{response.status_code}", clean_reason(text, secrets))
     return outcome_from_response(response, now=now, accepted=_accepted, secrets=secrets)
 
 
@@ -359,13 +359,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]

@@ -108,7 +108,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
@@ -120,13 +120,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tidings.domain.retry import parse_retry_after
 from tidings.domain.states import MessageState
 from tidings.providers._http import (
-    REASON_LIMIT,
     TOKEN_PARAMETER,
+    clean_reason,
     json_or_none,
     outcome_from_response,
     outcome_from_transport_error,
     query_failure,
-    redact,
+    validation_summary,
     verify_url_token,
 )
 from tidings.providers.base import (
@@ -278,7 +278,7 @@ async def send(
         config = Config.model_validate(dict(account.config))
     except pydantic.ValidationError as exc:
         which = "credentials" if exc.title == Credentials.__name__ else "config"
-        return Reject(f"invalid_{which}", _clean(_summary(exc), secrets))
+        return Reject(f"invalid_{which}", validation_summary(exc))
     if not message.sender_id:
         return Reject("missing_sender", "Vonage needs a from (the message's sender_id)")
     recipient = _E164.fullmatch(message.to)
@@ -492,7 +492,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
     try:
         credentials = Credentials.model_validate(dict(account.credentials))
     except pydantic.ValidationError as exc:
-        raise ProviderError(Reject("invalid_credentials", _clean(_summary(exc), secrets))) from None
+        raise ProviderError(Reject("invalid_credentials", validation_summary(exc))) from None
     url = account.base_url.rstrip("/") + BALANCE_PATH
     try:
         response = await http.get(url, auth=httpx.BasicAuth(credentials.api_key,
@@ -509,7 +509,7 @@ async def balance(account: AccountContext, http: httpx.AsyncClient) -> Balance:
         body = None
     value = body.get("value") if isinstance(body, dict) else None
     if not isinstance(value, str) or not _NUMBER.fullmatch(value.strip()):
-        raise ProviderError(Reject("malformed_response", _clean(
+        raise ProviderError(Reject("malformed_response", clean_reason(
             f"get-balance answered no numeric value: {response.text}", secrets)))
     return Balance(amount=value.strip(), currency=CURRENCY)
 
@@ -520,13 +520,3 @@ async def sender_names(account: AccountContext, http: httpx.AsyncClient) -> Unsu
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _summary(exc: pydantic.ValidationError) -> str:
-    """Which fields failed and why, without the offending values."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-                     for err in exc.errors(include_input=False, include_url=False))
-
-
-def _clean(text: str, secrets: Iterable[str]) -> str:
-    return redact(text, secrets)[:REASON_LIMIT]
