@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import run_forever
+from tests.fakes.server import ReportQueue, run_forever
 
 PRICE_PER_SMS = Decimal("0.15")
 _NUMBER = re.compile(r"^[6-9][0-9]{9}$")
@@ -130,10 +130,7 @@ class FakeFast2Sms:
         self._canned: deque[CannedAnswer] = deque()
         self._outcomes: dict[str, tuple[str, str]] = {}
         self._random = random.Random()
-        self._queue: asyncio.Queue[RecordedSend] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._in_flight = 0
+        self._reports: ReportQueue[RecordedSend] = ReportQueue(self._report, dlr_concurrency)
         self.app = Starlette(routes=[
             Route("/dev/bulkV2", self._bulk, methods=["GET", "POST"]),
             Route("/dev/wallet", self._wallet, methods=["GET", "POST"]),
@@ -169,7 +166,7 @@ class FakeFast2Sms:
     @property
     def reports_pending(self) -> int:
         """Delivery reports queued or being posted right now."""
-        return (self._queue.qsize() if self._queue is not None else 0) + self._in_flight
+        return self._reports.pending
 
     # --- endpoints ---
 
@@ -199,7 +196,7 @@ class FakeFast2Sms:
         )
         self.sends.append(sent)
         if self.dlr_url:
-            self._enqueue(sent)
+            self._reports.put(sent)
         return JSONResponse({"return": True, "request_id": sent.request_id,
                              "message": ["SMS sent successfully."]})
 
@@ -239,32 +236,6 @@ class FakeFast2Sms:
             await asyncio.sleep(self.delay_ms / 1000)
 
     # --- delivery reports ---
-
-    def _enqueue(self, sent: RecordedSend) -> None:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._deliver_reports(self._queue))
-        self._queue.put_nowait(sent)
-
-    async def _deliver_reports(self, queue: asyncio.Queue[RecordedSend]) -> None:
-        slots = asyncio.Semaphore(self.dlr_concurrency)
-        running: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                sent = await queue.get()
-                await slots.acquire()
-                self._in_flight += 1
-                task = asyncio.create_task(self._report(client, sent))
-                running.add(task)
-
-                def finished(task: asyncio.Task[None]) -> None:
-                    running.discard(task)
-                    slots.release()
-                    self._in_flight -= 1
-
-                task.add_done_callback(finished)
 
     def report_body(self, sent: RecordedSend, number: str) -> dict[str, str]:
         """The JSON the fake posts for ``number`` of ``sent`` (the assumed shape)."""

@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import run_forever
+from tests.fakes.server import ReportQueue, run_forever
 
 IST = timezone(timedelta(hours=5, minutes=30))
 _MOBILE = re.compile(r"^[1-9][0-9]{7,14}$")
@@ -137,10 +137,7 @@ class FakeMsg91:
         self._outcomes: dict[str, Outcome] = {}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(8)
-        self._queue: asyncio.Queue[RecordedSend] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._in_flight = 0
+        self._reports: ReportQueue[RecordedSend] = ReportQueue(self._report, dlr_concurrency)
         self.app = Starlette(routes=[
             Route("/api/v5/flow/", self._flow, methods=["POST"]),
             Route("/api/v5/flow", self._flow, methods=["POST"]),
@@ -171,7 +168,7 @@ class FakeMsg91:
     @property
     def reports_pending(self) -> int:
         """Delivery reports queued or being posted right now."""
-        return (self._queue.qsize() if self._queue is not None else 0) + self._in_flight
+        return self._reports.pending
 
     # --- endpoints ---
 
@@ -206,7 +203,7 @@ class FakeMsg91:
         )
         self.sends.append(sent)
         if self.dlr_url:
-            self._enqueue(sent)
+            self._reports.put(sent)
         return JSONResponse({"message": sent.request_id, "type": "success"})
 
     def _invalid(self, body: Mapping[str, Any]) -> str | None:
@@ -241,32 +238,6 @@ class FakeMsg91:
             await asyncio.sleep(self.delay_ms / 1000)
 
     # --- delivery reports ---
-
-    def _enqueue(self, sent: RecordedSend) -> None:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._deliver_reports(self._queue))
-        self._queue.put_nowait(sent)
-
-    async def _deliver_reports(self, queue: asyncio.Queue[RecordedSend]) -> None:
-        slots = asyncio.Semaphore(self.dlr_concurrency)
-        running: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                sent = await queue.get()
-                await slots.acquire()
-                self._in_flight += 1
-                task = asyncio.create_task(self._report(client, sent))
-                running.add(task)
-
-                def finished(task: asyncio.Task[None]) -> None:
-                    running.discard(task)
-                    slots.release()
-                    self._in_flight -= 1
-
-                task.add_done_callback(finished)
 
     def v2_data(self, sent: RecordedSend) -> list[dict[str, Any]]:
         """The v2 ``data`` array MSG91 posts for ``sent``: one report entry per number."""

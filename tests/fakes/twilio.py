@@ -56,7 +56,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import run_forever
+from tests.fakes.server import ReportQueue, run_forever
 from tidings.domain.segments import count_segments
 
 API = "/2010-04-01"
@@ -237,10 +237,8 @@ class FakeTwilio:
         self._status: dict[str, str] = {}
         self._failures: deque[CannedFailure] = deque()
         self._deliveries: dict[str, Delivery] = {}
-        self._queue: asyncio.Queue[RecordedMessage] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._in_flight = 0
+        self._reports: ReportQueue[RecordedMessage] = ReportQueue(self._report,
+                                                                  callback_concurrency)
         base = API + "/Accounts/{account_sid}"
         self.app = Starlette(
             routes=[
@@ -278,7 +276,7 @@ class FakeTwilio:
     @property
     def callbacks_pending(self) -> int:
         """Status-callback reports queued or being delivered right now."""
-        return (self._queue.qsize() if self._queue is not None else 0) + self._in_flight
+        return self._reports.pending
 
     # --- endpoints ---
 
@@ -309,7 +307,7 @@ class FakeTwilio:
         self.messages.append(message)
         self._by_sid[message.sid] = message
         if self.status_callbacks and message.status_callback:
-            self._enqueue(message)
+            self._reports.put(message)
         return JSONResponse(self._resource(message), 201, {"Twilio-Request-Id": new_sid("RQ")})
 
     async def _fetch(self, request: Request) -> Response:
@@ -435,32 +433,6 @@ class FakeTwilio:
         }
 
     # --- status callbacks ---
-
-    def _enqueue(self, message: RecordedMessage) -> None:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._deliver_callbacks(self._queue))
-        self._queue.put_nowait(message)
-
-    async def _deliver_callbacks(self, queue: asyncio.Queue[RecordedMessage]) -> None:
-        slots = asyncio.Semaphore(self.callback_concurrency)
-        running: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                message = await queue.get()
-                await slots.acquire()
-                self._in_flight += 1
-                task = asyncio.create_task(self._report(client, message))
-                running.add(task)
-
-                def finished(task: asyncio.Task[None]) -> None:
-                    running.discard(task)
-                    slots.release()
-                    self._in_flight -= 1
-
-                task.add_done_callback(finished)
 
     async def _report(self, client: httpx.AsyncClient, message: RecordedMessage) -> None:
         """Every callback of one message, in order; one failing does not stop the next."""

@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import run_forever
+from tests.fakes.server import ReportQueue, run_forever
 
 KSA = timezone(timedelta(hours=3))
 PRICE_PER_UNIT = Decimal("0.05")
@@ -145,10 +145,7 @@ class FakeUnifonic:
         self._outcomes: dict[str, Outcome] = {}
         self._correlations: set[str] = set()
         self._ids = itertools.count(42_000_000_000_000 + random.randrange(10**9))
-        self._queue: asyncio.Queue[RecordedSend] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._in_flight = 0
+        self._reports: ReportQueue[RecordedSend] = ReportQueue(self._report, dlr_concurrency)
         self.app = Starlette(routes=[
             Route("/rest/SMS/messages", self._send, methods=["POST"]),
         ])
@@ -180,7 +177,7 @@ class FakeUnifonic:
     @property
     def reports_pending(self) -> int:
         """Reports queued or being posted right now."""
-        return (self._queue.qsize() if self._queue is not None else 0) + self._in_flight
+        return self._reports.pending
 
     # --- endpoint ---
 
@@ -223,7 +220,7 @@ class FakeUnifonic:
             status_callback=fields.get("statusCallback") or None, units=units, fields=fields)
         self.sends.append(sent)
         if sent.status_callback or self.dlr_url:
-            self._enqueue(sent)
+            self._reports.put(sent)
         return JSONResponse({
             "success": True, "message": "", "errorCode": "ER-00",
             "data": {
@@ -258,32 +255,6 @@ class FakeUnifonic:
             await asyncio.sleep(self.delay_ms / 1000)
 
     # --- delivery reports ---
-
-    def _enqueue(self, sent: RecordedSend) -> None:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._deliver_reports(self._queue))
-        self._queue.put_nowait(sent)
-
-    async def _deliver_reports(self, queue: asyncio.Queue[RecordedSend]) -> None:
-        slots = asyncio.Semaphore(self.dlr_concurrency)
-        running: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            while True:
-                sent = await queue.get()
-                await slots.acquire()
-                self._in_flight += 1
-                task = asyncio.create_task(self._report(client, sent))
-                running.add(task)
-
-                def finished(task: asyncio.Task[None]) -> None:
-                    running.discard(task)
-                    slots.release()
-                    self._in_flight -= 1
-
-                task.add_done_callback(finished)
 
     def report_body(self, sent: RecordedSend) -> dict[str, str]:
         """The JSON the fake posts for ``sent``."""
