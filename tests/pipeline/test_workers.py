@@ -63,6 +63,29 @@ async def test_a_job_runs_at_start_then_every_period_until_stopped(
     assert not workers.running
 
 
+async def test_stop_lets_a_running_job_finish_its_transaction_and_starts_no_other(
+        file_runtime: Runtime) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(runtime: Runtime) -> None:
+        started.set()
+        await release.wait()  # a transaction in progress
+        finished.append("committed")
+
+    workers = WorkerSet(file_runtime, [PeriodicJob("slow", 0.01, slow)], dispatch=False)
+    await workers.start()
+    await asyncio.wait_for(started.wait(), DEADLINE)
+    stopping = asyncio.create_task(workers.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # waiting for the job, not cancelling it
+    release.set()
+    await asyncio.wait_for(stopping, DEADLINE)
+
+    assert finished == ["committed"]
+    assert not workers.running
+
+
 async def test_a_failing_run_is_logged_and_the_job_runs_again(
         file_runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
     attempts = 0

@@ -22,15 +22,19 @@ __all__ = ["Job", "PeriodicJob", "WorkerSet"]
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_SECONDS = 10.0
+"""How long ``stop()`` waits for running jobs to finish their transaction before cancelling."""
+
 
 class WorkerSet:
     """Runs ``jobs`` (``default_jobs()`` when None) for ``runtime``.
 
     ``start()``: takes the node lock (SQLite only; ``NodeLockBusy`` when taken, and then nothing
     runs), then starts one task per job that runs it at once and then every ``every_seconds``; a
-    run that raises is logged and the job runs again next period. ``stop()``: cancels the tasks,
-    waits for them (a cancelled job's transaction rolls back) and releases the lock. Both are
-    safe to call twice.
+    run that raises is logged and the job runs again next period. ``stop()``: lets a job that is
+    running finish its transaction (cancelling it mid-transaction would interrupt the rollback
+    of its connection), cancels what is still running after ``STOP_GRACE_SECONDS``, and releases
+    the lock. Both are safe to call twice.
     """
 
     def __init__(self, runtime: Runtime, jobs: Sequence[PeriodicJob] | None = None, *,
@@ -42,6 +46,7 @@ class WorkerSet:
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_task: asyncio.Task[None] | None = None
         self._running = False
+        self._stopping = asyncio.Event()
 
     @property
     def jobs(self) -> list[PeriodicJob]:
@@ -57,6 +62,7 @@ class WorkerSet:
         if self._lock is not None:
             self._lock.acquire()
         self._running = True
+        self._stopping.clear()
         for job in self._jobs:
             self._tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
         names = [job.name for job in self._jobs]
@@ -70,9 +76,12 @@ class WorkerSet:
             self.dispatcher.stop()
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
             self._dispatch_task = None
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stopping.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._lock is not None:
             self._lock.release()
@@ -81,9 +90,12 @@ class WorkerSet:
         self._running = False
 
     async def _loop(self, job: PeriodicJob) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await job.run(self._runtime)
             except Exception:
                 log.exception("periodic job %s failed; it runs again next period", job.name)
-            await asyncio.sleep(job.every_seconds)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), job.every_seconds)
+            except TimeoutError:
+                pass
