@@ -688,7 +688,8 @@ async def test_every_attempt_is_in_the_history_with_its_code_and_reason(
     retry_at = clock() - timedelta(seconds=60) + timedelta(seconds=delay)
     assert [(e.kind, e.state_from, e.state_to) for e in events] == [
         ("attempt", "sending", "queued"), ("attempt", "sending", "sent")]
-    assert events[0].detail == {"attempt": 1, "outcome": "retry", "code": "http_503",
+    assert events[0].detail == {"attempt": 1, "sms_app_id": app.id, "provider": "TWILIO",
+                                "outcome": "retry", "code": "http_503",
                                 "reason": "upstream timeout", "retry_at": retry_at.isoformat()}
     assert events[1].detail["attempt"] == 2
     assert events[1].detail["outcome"] == "accepted"

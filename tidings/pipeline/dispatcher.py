@@ -12,10 +12,10 @@ One dispatcher runs per worker process (DESIGN.md, "The send pipeline")::
              waiting for the next commit, and a crash re-sends at most that many per app.
     send     each claimed message is a task: provider.send() over the shared HTTP client;
              test-mode messages go to the simulator; a message past ``expires_at`` is not sent
-    record   outcomes are written in batches: Accepted -> sent (provider id kept, reports that
-             arrived early applied), Retry -> queued with backoff and jitter (Retry-After a
-             floor) or failed when attempts run out, Reject -> failed with the provider's code
-             and text. Every attempt is an event in the message's history.
+    record   outcomes are written in batches by ``tidings.pipeline.outcomes``: Accepted ->
+             sent, Retry -> queued with backoff, Reject -> failed, and a message with a
+             failover route moves to the route's next app instead. Every attempt is an event
+             in the message's history.
 
 A worker killed mid-send leaves rows ``sending``; ``recover_expired_leases`` (a periodic job)
 puts them back in the queue once their lease runs out, so nothing acknowledged is lost
@@ -27,33 +27,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.config import parse_rate
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant
-from tidings.domain.retry import RetryPolicy
 from tidings.domain.states import MessageState
-from tidings.providers._http import redact
+from tidings.pipeline.outcomes import (
+    Attempt,
+    OutcomeRecorder,
+    OutcomeStats,
+    retry_policy,
+    zone_or_utc,
+)
+from tidings.pipeline.sending import is_simulated, send_context, send_through
 from tidings.providers.base import (
-    Accepted,
     AccountContext,
-    OutboundSms,
     Retry,
     SendOutcome,
-    SmsProvider,
 )
-from tidings.providers.registry import PULL_PROVIDERS, sms_provider
-from tidings.providers.sms import simulator
+from tidings.providers.registry import PULL_PROVIDERS
 from tidings.runtime import Runtime
-from tidings.services.reports import apply_unmatched_reports
-from tidings.services.sms_apps import ACTIVE, account_context
+from tidings.services.sms_apps import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +82,15 @@ class _App:
 
 @dataclass
 class _Outcome:
-    message: Message
+    attempt: Attempt
     app: _App
-    outcome: SendOutcome | None  # None: expired before sending
-    simulated: bool
 
 
 @dataclass
 class DispatcherStats:
     claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    expired: int = 0
     rounds: int = 0
-    by_state: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    outcomes: OutcomeStats = field(default_factory=OutcomeStats)
 
 
 class Dispatcher:
@@ -108,11 +101,11 @@ class Dispatcher:
         settings = runtime.settings
         self.window = settings.dispatch_window
         self.lease = timedelta(seconds=settings.lease_seconds)
-        self.policy = RetryPolicy(max_attempts=settings.retry_max_attempts,
-                                  base_seconds=settings.retry_base_seconds,
-                                  max_seconds=max(3600.0, settings.retry_base_seconds))
+        self.policy = retry_policy(settings)
         self.rng = rng or random.Random()
         self.stats = DispatcherStats()
+        self.recorder = OutcomeRecorder(self.policy, self.rng, stats=self.stats.outcomes,
+                                        postgresql=runtime.engine.dialect.name == "postgresql")
         self._apps: dict[str, _App] = {}
         self._apps_loaded_at = -1e9
         self._order: list[str] = []
@@ -254,29 +247,21 @@ class Dispatcher:
 
     async def _send(self, app: _App, message: Message) -> None:
         outcome: SendOutcome | None = None
-        simulated = message.mode == "test" or app.account.provider == "SIMULATOR"
+        simulated = is_simulated(message, app.account)
         try:
             now = self.runtime.clock()
-            if message.expires_at is not None and message.expires_at <= now:
-                outcome = None
-            else:
-                provider: SmsProvider = simulator if simulated else sms_provider(
-                    app.account.provider)
-                context = self._context(app, simulated)
-                try:
-                    outcome = await provider.send(_outbound(message, context), context,
-                                                  self.runtime.http, now=now)
-                except Exception as exc:  # a provider bug must not kill the worker
-                    log.exception("provider %s raised while sending %s", app.account.provider,
-                                  message.id)
-                    outcome = Retry("internal_error", f"provider module raised "
-                                    f"{type(exc).__name__}")
+            if message.expires_at is None or message.expires_at > now:
+                outcome = await send_through(message, app.account, self._context(app, simulated),
+                                             self.runtime.http, simulated=simulated, now=now)
         except Exception as exc:
             log.exception("dispatcher: preparing %s failed", message.id)
             outcome = Retry("internal_error", type(exc).__name__)
         finally:
             app.inflight -= 1
-            self._results.append(_Outcome(message, app, outcome, simulated))
+            used = app.simulator_context if simulated else app.context
+            self._results.append(_Outcome(Attempt(
+                message, app.account, app.timezone, outcome, simulated,
+                used.secrets() if used is not None else ()), app))
             if len(self._results) >= RESULT_FLUSH_SIZE or (
                     app.unrecorded - app.inflight >= self.window):
                 self._results_ready.set()  # the batch is big, or the app's claims wait on it
@@ -284,18 +269,14 @@ class Dispatcher:
                 self._wake.set()  # half the window is free: claim again without polling
 
     def _context(self, app: _App, simulated: bool) -> AccountContext:
-        settings = self.runtime.settings
         if simulated:
             if app.simulator_context is None:
-                app.simulator_context = account_context(
-                    app.account, self.runtime.secret_box, settings.public_url,
-                    simulator.default_base_url, provider="SIMULATOR")
+                app.simulator_context = send_context(app.account, self.runtime.secret_box,
+                                                     self.runtime.settings, simulated=True)
             return app.simulator_context
         if app.context is None:
-            module = sms_provider(app.account.provider)
-            app.context = account_context(
-                app.account, self.runtime.secret_box, settings.public_url,
-                settings.provider_url(module.slug, module.default_base_url))
+            app.context = send_context(app.account, self.runtime.secret_box,
+                                       self.runtime.settings, simulated=False)
         return app.context
 
     async def _write_results_forever(self) -> None:
@@ -318,126 +299,25 @@ class Dispatcher:
         results, self._results = self._results, []
         try:
             async with self.runtime.write_turn, self.runtime.sessions() as session:
-                await self._record(session, results)
+                counted = await self.recorder.record(
+                    session, [result.attempt for result in results], self.runtime.clock(),
+                    {app_id: app.account for app_id, app in self._apps.items()
+                     if app.account.status == ACTIVE})
                 await session.commit()
         except BaseException:
             self._results = results + self._results
             raise
         for result in results:
             result.app.unrecorded -= 1
-        self._wake.set()  # their window slots are free again
-        return len(results)
-
-    async def _record(self, session: AsyncSession, results: list[_Outcome]) -> None:
-        now = self.runtime.clock()
-        accepted: list[Message] = []
-        daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        # Only rows still ``sending`` are ours to move: a report or a lease recovery may have
-        # got there first. Locked (PostgreSQL) or under the write lock (SQLite) from here on.
-        still_sending = select(Message.id).where(
-            Message.id.in_([result.message.id for result in results]),
-            Message.state == _S.SENDING.value)
-        if self.runtime.engine.dialect.name == "postgresql":
-            still_sending = still_sending.with_for_update()
-        ours = set((await session.execute(still_sending)).scalars())
-        updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        events: list[dict[str, Any]] = []
-        decided: list[tuple[Message, dict[str, Any]]] = []
-        for result in results:
-            message = result.message
-            if message.id not in ours:
-                continue
-            values, event = self._decide(result, now)
-            updates[tuple(sorted(values))].append({"_id": message.id, **values})
-            events.append({"message_id": message.id, "tenant_id": message.tenant_id,
-                           "created_at": now, **event})
-            decided.append((message, values))
-        for columns, rows in updates.items():
-            # One executemany per shape of change: a statement per message costs more than
-            # the send did.
-            table = cast(Table, Message.__table__)
-            await session.execute(
-                update(table).where(table.c.id == bindparam("_id"))
-                .values({column: bindparam(column) for column in columns}), rows)
-        if events:  # Core, not the ORM's bulk insert: the rows are plain dicts already
-            await session.execute(insert(cast(Table, MessageEvent.__table__)), events)
-        for message, values in decided:
-            state = values["state"]
-            self.stats.by_state[state] += 1
-            if state == _S.SENT.value:
-                self.stats.sent += 1
-                message.provider_message_id = values["provider_message_id"]
-                accepted.append(message)
-                if message.mode == "live":
-                    daily[message.channel_account_id][0] += 1
-                    daily[message.channel_account_id][1] += message.segments
-        for account_id, (count, segments) in daily.items():
+        for account_id, daily in counted.items():
             app = self._apps.get(account_id)
-            tz = app.timezone if app else ZoneInfo("UTC")
-            today = now.astimezone(tz).date()
-            await _count_daily(session, account_id, today, count, segments)
             if app is not None:  # keep the claim-side view current between refreshes
                 account = app.account
-                account.daily_sent = (account.daily_sent if account.daily_day == today
-                                      else 0) + count
-                account.daily_day = today
-        if accepted:
-            await apply_unmatched_reports(session, accepted, now)
-
-    def _decide(self, result: _Outcome, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-        message, outcome = result.message, result.outcome
-        attempt = {"attempt": message.attempts}
-        if outcome is None:
-            self.stats.expired += 1
-            return ({"state": _S.EXPIRED.value, "next_attempt_at": None, "completed_at": now,
-                     "updated_at": now, "error_code": "expired",
-                     "error_detail": "expired before it could be sent"},
-                    {"kind": "state", "state_from": _S.SENDING.value,
-                     "state_to": _S.EXPIRED.value, "detail": {**attempt, "reason": "expired"}})
-        if isinstance(outcome, Accepted):
-            context = result.app.simulator_context if result.simulated else result.app.context
-            secrets = context.secrets() if context is not None else ()
-            provider_id = outcome.provider_ids[0] if outcome.provider_ids else None
-            report_due = None
-            if result.simulated:
-                config = simulator.Config.model_validate(
-                    result.app.account.config if result.app.account.provider == "SIMULATOR"
-                    else {})
-                report_due = now + timedelta(milliseconds=config.delay_ms)
-            return ({"state": _S.SENT.value, "sent_at": now, "updated_at": now,
-                     "provider_message_id": provider_id, "next_attempt_at": report_due,
-                     "error_code": None, "error_detail": None},
-                    {"kind": "attempt", "state_from": _S.SENDING.value,
-                     "state_to": _S.SENT.value,
-                     "detail": {**attempt, "outcome": "accepted",
-                                "provider_ids": list(outcome.provider_ids),
-                                "response": _scrub(dict(outcome.raw or {}), secrets)}})
-        failure = {"error_code": outcome.code[:64], "error_detail": outcome.reason[:500]}
-        detail = {**attempt, "outcome": "retry" if isinstance(outcome, Retry) else "reject",
-                  "code": outcome.code, "reason": outcome.reason}
-        if isinstance(outcome, Retry):
-            delay = self.policy.next_delay(message.attempts, self.rng, outcome.retry_after)
-            due = now + timedelta(seconds=delay) if delay is not None else None
-            if due is not None and (message.expires_at is None or due < message.expires_at):
-                self.stats.retried += 1
-                return ({"state": _S.QUEUED.value, "next_attempt_at": due, "updated_at": now,
-                         **failure},
-                        {"kind": "attempt", "state_from": _S.SENDING.value,
-                         "state_to": _S.QUEUED.value,
-                         "detail": {**detail, "retry_at": due.isoformat()}})
-            if due is not None:
-                self.stats.expired += 1
-                return ({"state": _S.EXPIRED.value, "next_attempt_at": None,
-                         "completed_at": now, "updated_at": now, **failure},
-                        {"kind": "attempt", "state_from": _S.SENDING.value,
-                         "state_to": _S.EXPIRED.value,
-                         "detail": {**detail, "reason_final": "expires before the next try"}})
-            detail["final"] = "attempts exhausted"
-        self.stats.failed += 1
-        return ({"state": _S.FAILED.value, "next_attempt_at": None, "completed_at": now,
-                 "updated_at": now, **failure},
-                {"kind": "attempt", "state_from": _S.SENDING.value,
-                 "state_to": _S.FAILED.value, "detail": detail})
+                account.daily_sent = (account.daily_sent if account.daily_day == daily.day
+                                      else 0) + daily.count
+                account.daily_day = daily.day
+        self._wake.set()  # their window slots are free again
+        return len(results)
 
     async def _refresh_apps(self) -> None:
         if self.runtime.monotonic() - self._apps_loaded_at < ACCOUNTS_REFRESH_SECONDS:
@@ -453,11 +333,11 @@ class Dispatcher:
             rate, period = parse_rate(account.rate_limit)
             app = self._apps.get(account.id)
             if app is None:
-                app = _App(account, _zone(timezone), rate, float(period))
+                app = _App(account, zone_or_utc(timezone), rate, float(period))
             else:  # updated in place: sends in flight hold this object and release it
                 if app.account.updated_at != account.updated_at:
                     app.context = app.simulator_context = None
-                app.account, app.timezone = account, _zone(timezone)
+                app.account, app.timezone = account, zone_or_utc(timezone)
                 app.rate, app.period = rate, float(period)
             fresh[account.id] = app
         active = list(fresh)
@@ -494,43 +374,4 @@ class Dispatcher:
                 state_from=_S.QUEUED.value, state_to=_S.FAILED.value,
                 detail={"reason": "app_deleted"}, created_at=now) for row in failed)
             await session.commit()
-
-
-async def _count_daily(session: AsyncSession, account_id: str, today: date, count: int,
-                       segments: int) -> None:
-    same_day = ChannelAccount.daily_day == today
-    await session.execute(
-        update(ChannelAccount).where(ChannelAccount.id == account_id).values(
-            daily_sent=case((same_day, ChannelAccount.daily_sent + count), else_=count),
-            daily_segments=case((same_day, ChannelAccount.daily_segments + segments),
-                                else_=segments),
-            daily_day=today).execution_options(synchronize_session=False))
-
-
-def _outbound(message: Message, context: AccountContext) -> OutboundSms:
-    return OutboundSms(
-        message_id=message.id, to=message.to_number, sender_id=message.from_number,
-        text=message.text, encoding=message.encoding, segments=message.segments,
-        dlt_entity_id=message.dlt_entity_id, dlt_template_id=message.dlt_template_id,
-        status_callback_url=context.webhook_url_dlr, idempotency_key=message.id,
-        template_variables=tuple(message.dlt_variables or ()))
-
-
-def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (a provider's parsed answer) with ``secrets`` redacted wherever a string holds
-    one: a provider that echoes a credential must not get it stored."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {key: _scrub(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item, secrets) for item in value]
-    return value
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 

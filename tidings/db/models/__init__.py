@@ -10,12 +10,19 @@ from tidings.db.models.android import (
 )
 from tidings.db.models.channels import ChannelAccount, DltTemplate
 from tidings.db.models.contacts import Contact, ContactLabel
-from tidings.db.models.messages import Batch, Message, MessageEvent, UnmatchedReport
+from tidings.db.models.messages import (
+    Batch,
+    Message,
+    MessageEvent,
+    OutboxJob,
+    UnmatchedReport,
+)
 from tidings.db.models.tenancy import ApiKey, Membership, Tenant, User
 from tidings.db.models.tenant_tags import TenantTag
 from tidings.db.models.wallet import Wallet, WalletEntry
 
 __all__ = ["AndroidCode", "AndroidDevice", "AndroidLogin", "AndroidMessage", "AndroidToken",
            "AndroidWebhook", "ApiKey", "Batch", "ChannelAccount", "Contact", "ContactLabel",
-           "DltTemplate", "Membership", "Message", "MessageEvent", "Tenant", "TenantTag",
+           "DltTemplate", "Membership", "Message", "MessageEvent", "OutboxJob", "Tenant",
+           "TenantTag",
            "UnmatchedReport", "User", "Wallet", "WalletEntry"]

@@ -1,5 +1,5 @@
-"""Messages (one row per recipient, outbound and inbound), their append-only event history, and
-batches (broadcasts)."""
+"""Messages (one row per recipient, outbound and inbound), their append-only event history,
+batches (broadcasts, bulk CSV jobs) and outbox jobs."""
 
 from __future__ import annotations
 
@@ -69,6 +69,8 @@ class Message(Base):
     dlt_entity_id: Mapped[str | None] = mapped_column(String(40))
     dlt_variables: Mapped[list[str] | None] = mapped_column(JsonType)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    # The failover route (``tidings.domain.routing.Route``), null for a message bound to one app.
+    route: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     price_minor: Mapped[int | None] = mapped_column(BigInteger)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -125,6 +127,25 @@ class Batch(Base):
     rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutboxJob(Base):
+    """A send through the provider-agnostic outbox: the message (same id) plus what only the
+    outbox keeps. ``idempotency_key`` is unique per tenant; ``meta`` is the caller's JSON."""
+
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (
+        Index("uq_outbox_jobs_tenant_id_idempotency_key", "tenant_id", "idempotency_key",
+              unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
+                                    primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    preferred_provider_slug: Mapped[str | None] = mapped_column(String(40))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UnmatchedReport(Base):
