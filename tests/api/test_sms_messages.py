@@ -758,7 +758,8 @@ async def test_get_answers_the_message_with_its_history(
         {"at": "2026-11-24T12:00:00Z", "kind": "accepted", "state_from": None,
          "state_to": "queued", "detail": {}},
         {"at": "2026-11-24T12:00:02Z", "kind": "attempt", "state_from": "sending",
-         "state_to": "sent", "detail": {"attempt": 1, "outcome": "accepted",
+         "state_to": "sent", "detail": {"attempt": 1, "sms_app_id": sending.app_id,
+                                        "provider": "SIMULATOR", "outcome": "accepted",
                                         "provider_ids": [f"sim-{sent['id']}"],
                                         "response": {"simulated": True}}}]
 

@@ -26,6 +26,7 @@ from tidings.db.models import ChannelAccount, Message, Tenant, Wallet, WalletEnt
 from tidings.domain.dlt import dlt_problem, extract_variables, requires_dlt
 from tidings.domain.ids import new_id
 from tidings.domain.phone import to_e164
+from tidings.domain.routing import Route
 from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState
 from tidings.domain.ttl_cache import TtlCache
@@ -57,6 +58,7 @@ class SendRequest:
     valid_until: datetime | None = None
     client_ref: str | None = None
     callback_url: str | None = None
+    failover_sms_app_ids: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,12 @@ class Sender:
 
 @dataclass(frozen=True)
 class SendPlan:
-    """What every message of one send shares: the app and the DLT template body, if named."""
+    """What every message of one send shares: the app, the DLT template body, if named, and
+    the apps to fail over to, in order (``tidings.domain.routing``)."""
 
     app: ChannelAccount
     template_body: str | None
+    failover_app_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,12 +90,15 @@ class PendingMessage:
 
 
 async def resolve_send_plan(session: AsyncSession, tenant_id: str, sms_app_id: str | None,
-                            dlt_template_id: str | None) -> SendPlan:
-    """The app (named, else the tenant's default) and the stored template, if one is named.
+                            dlt_template_id: str | None,
+                            failover_sms_app_ids: Sequence[str] = ()) -> SendPlan:
+    """The app (named, else the tenant's default), the stored template, if one is named, and
+    the failover apps.
 
     An unknown or another tenant's ``sms_app_id`` is ``InvalidInput`` (it is a body field);
-    no app at all is ``InvalidInput(no_sms_app)``. A named template that is not stored is left
-    for ``build_message_row`` to report where it matters (an Indian number).
+    no app at all is ``InvalidInput(no_sms_app)``; so is a failover app that is unknown, a
+    phone app (phones pull their messages) or the send's own app. A named template that is
+    not stored is left for ``build_message_row`` to report where it matters (an Indian number).
     """
     if sms_app_id:
         try:
@@ -109,7 +116,27 @@ async def resolve_send_plan(session: AsyncSession, tenant_id: str, sms_app_id: s
     if dlt_template_id:
         template = await find_by_dlt_id(session, tenant_id, dlt_template_id.strip())
         body = template.body if template is not None else None
-    return SendPlan(app=app, template_body=body)
+    failover = await _failover_app_ids(session, tenant_id, app, failover_sms_app_ids)
+    return SendPlan(app=app, template_body=body, failover_app_ids=failover)
+
+
+async def _failover_app_ids(session: AsyncSession, tenant_id: str, app: ChannelAccount,
+                            app_ids: Sequence[str]) -> tuple[str, ...]:
+    field_name = "failover_sms_app_ids"
+    if app_ids and app.provider in PULL_PROVIDERS:
+        raise InvalidInput.for_field(field_name, "a phone app's messages cannot fail over")
+    if len(set(app_ids)) != len(app_ids) or app.id in app_ids:
+        raise InvalidInput.for_field(field_name, "must name other apps, each once")
+    for app_id in app_ids:
+        try:
+            other = await get_sms_app(session, tenant_id, app_id)
+        except NotFound:
+            raise InvalidInput.for_field(field_name, f"no SMS app {app_id}",
+                                         "sms_app_not_found") from None
+        if other.provider in PULL_PROVIDERS:
+            raise InvalidInput.for_field(field_name, f"{app_id} is a phone app: phones pull "
+                                         "their messages, they cannot take failover")
+    return tuple(app_ids)
 
 
 def build_message_row(plan: SendPlan, sender: Sender, request: SendRequest, *, now: datetime,
@@ -169,6 +196,9 @@ def build_message_row(plan: SendPlan, sender: Sender, request: SendRequest, *, n
         "dlt_template_id": template_id if variables is not None else None,
         "dlt_entity_id": app.dlt_entity_id if variables is not None else None,
         "dlt_variables": variables, "callback_url": callback_url,
+        "route": Route((app.id, *plan.failover_app_ids), 1,
+                       (request.sender_id or "").strip() or None).as_json()
+        if plan.failover_app_ids else None,
         "price_minor": price or None, "scheduled_at": request.scheduled_at,
         "expires_at": expires_at, "attempts": 0,
         # Live messages of an app whose phones pull them are never the dispatcher's.
@@ -281,7 +311,7 @@ async def prepare_message(reads: AsyncSession, sender: Sender, request: SendRequ
     ``Conflict(duplicate_client_ref)`` (the early check; the unique index is the guarantee).
     Only reads, so the caller can close ``reads`` before the (slower) write."""
     plan = await resolve_send_plan(reads, sender.tenant_id, request.sms_app_id,
-                                   request.dlt_template_id)
+                                   request.dlt_template_id, request.failover_sms_app_ids)
     pending = build_message_row(plan, sender, request, now=now, max_segments=max_segments)
     client_ref = pending.row["client_ref"]
     if client_ref is not None and await client_ref_taken(reads, sender.tenant_id, client_ref):
@@ -321,7 +351,8 @@ class SendPreparer:
                       now: datetime, max_segments: int) -> PendingMessage:
         sender_key = ("sender", tenant_id, mode)
         plan_key = ("plan", tenant_id, request.sms_app_id or None,
-                    (request.dlt_template_id or "").strip() or None)
+                    (request.dlt_template_id or "").strip() or None,
+                    tuple(request.failover_sms_app_ids))
         sender: Sender | None = self._cache.get(sender_key)
         plan: SendPlan | None = self._cache.get(plan_key)
         if sender is not None and plan is not None and request.client_ref is None:
@@ -332,7 +363,8 @@ class SendPreparer:
                 self._cache.put(sender_key, sender)
             if plan is None:
                 plan = await resolve_send_plan(reads, tenant_id, request.sms_app_id,
-                                               request.dlt_template_id)
+                                               request.dlt_template_id,
+                                               request.failover_sms_app_ids)
                 self._cache.put(plan_key, plan)
             pending = build_message_row(plan, sender, request, now=now,
                                         max_segments=max_segments)

@@ -51,6 +51,9 @@ class SendBody(RequestBody):
     client_ref: str | None = Field(default=None, max_length=128,
                                    description="Idempotency: a repeat answers 409.")
     callback_url: str | None = Field(default=None, max_length=2000)
+    failover_sms_app_ids: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="Apps to try next, in order, when the app's provider rejects or fails it.")
 
 
 class MessageBody(BaseModel):
