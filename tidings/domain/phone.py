@@ -26,6 +26,24 @@ def to_e164(text: str, default_region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def to_e164_digits_first(text: str, default_region: str) -> str:
+    """``to_e164`` that also takes international numbers written without ``+``: ``00`` then the
+    country code, or the bare digits (``"966501234567"``, as the slug API's callers write them)
+    when they are not a valid national number of ``default_region``.
+
+    Raises ``InvalidPhone`` when no reading is a valid number.
+    """
+    raw = text.strip()
+    if raw.startswith("00") and raw[2:].isdigit():
+        return to_e164("+" + raw[2:], default_region)
+    try:
+        return to_e164(raw, default_region)
+    except InvalidPhone:
+        if not raw.isdigit():
+            raise
+    return to_e164("+" + raw, default_region)
+
+
 class NotMobile(InvalidPhone):
     """A valid number that is not a mobile one (phones can only text mobiles)."""
 

@@ -65,6 +65,14 @@ def provider_for_slug(slug: str) -> str | None:
     return None
 
 
+def slug_of(name: str) -> str | None:
+    """The slug API's name for the registered provider ``name`` (``"TWILIO"`` ->
+    ``"twilio-sms"``), ``None`` for pull providers."""
+    if name in PULL_PROVIDERS or name not in SMS_PROVIDERS:
+        return None
+    return f"{SMS_PROVIDERS[name].slug}{SLUG_SUFFIX}"
+
+
 def provider_slugs() -> list[str]:
     """Every slug of the slug API, sorted."""
     return sorted(f"{provider.slug}{SLUG_SUFFIX}" for name, provider in SMS_PROVIDERS.items()
