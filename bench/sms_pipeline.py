@@ -16,7 +16,15 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               on, simulator app): seconds until accepted (202), and until every message is sent.
 4. memory     peak RSS of ``tidings serve`` (workers on) while 1,000,000 messages are queued
               behind a rate-limited app and the API is in use.
-5. android    (no target) 4,000 sends through the SMS Gateway for Android 3rd-party API
+5. bulk       one 100,000-row CSV (``mobile`` in the slug API's ``966501234567`` form, each row
+              its own text) posted to ``POST /api/v1/sms-providers/infobip-sms/bulk-send`` on
+              ``tidings serve`` (workers on), sent through the fake Infobip process
+              (``python -m tests.fakes.infobip --no-record``): seconds until accepted (202, all
+              stored), until ``GET …/progress`` shows nothing pending, and the growth of the
+              server's peak RSS during the upload (VmHWM, reset just before it, minus VmRSS
+              then). ``bulk1``: the same with ``+966501234567`` numbers and one text for
+              every row (a broadcast's work: each message row is built once and copied).
+6. android    (no target) 4,000 sends through the SMS Gateway for Android 3rd-party API
               (``POST /3rdparty/v1/messages``, 32 connections, tenant API key) to
               ``tidings serve --no-workers``: accepted/s; then one phone pulling and reporting
               ``Sent`` for all of them (``GET``/``PATCH /mobile/v1/message``): messages/s.
@@ -70,6 +78,7 @@ BIN = Path(sys.executable).parent
 SECRET = "bench-secret-key-not-for-production-0123456789"
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "f" * 32
+INFOBIP_KEY = "957df92101cfd4e4e74ce44cf5ab68b9-6e2ec23a-46bc-4597-b341-35c0ae0b3b95"
 UNLIMITED = "100000000/min"
 
 
@@ -200,11 +209,16 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
     raise RuntimeError(f"{url} did not come up")
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the process's VmHWM again from its current RSS (Linux 4.0+)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 async def poll(condition: Any, timeout: float, every: float = 0.05) -> float:
@@ -289,6 +303,54 @@ async def stage_broadcast(bench: Bench, recipients: int) -> dict[str, Any]:
             "all_sent_seconds": round(done - started, 2)}
 
 
+async def stage_bulk(bench: Bench, rows: int, campaign: bool = False) -> dict[str, Any]:
+    fake_port = free_port()
+    await bench.add_app("infobip", "INFOBIP", credentials={"api_key": INFOBIP_KEY},
+                        config={"base_url": "https://e1zz23.api.infobip.com"})
+    path = bench.scratch / "bulk.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("mobile,message,sender,datetime\r\n")
+        for n in range(rows):
+            text = "Your order is ready" if campaign else f"Your order {n} is ready"
+            out.write(f"{'+' if campaign else ''}96650{n:07d},{text},,\r\n")
+    fake = [sys.executable, "-m", "tests.fakes.infobip", "--port", str(fake_port),
+            "--api-key", INFOBIP_KEY, "--no-record"]
+    port = free_port()
+    with bench.process(*fake, ready_url=f"http://127.0.0.1:{fake_port}/"), \
+            bench.serve(port, workers=True,
+                        TIDINGS_PROVIDER_URL_INFOBIP=f"http://127.0.0.1:{fake_port}") as server:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1/sms-providers/"
+                                     "infobip-sms", timeout=600, headers={
+                                         "Authorization": f"Bearer {bench.api_key}"}) as h:
+            rss_before = peak_rss_mb(server.pid, "VmRSS")
+            reset_peak_rss(server.pid)
+            started = time.monotonic()
+            with path.open("rb") as csv_file:
+                answer = await h.post("/bulk-send", files={"file": ("bulk.csv", csv_file)})
+            accepted = time.monotonic()
+            rss_peak = peak_rss_mb(server.pid)
+            answer.raise_for_status()
+
+            async def all_sent() -> bool:
+                counters = (await h.get("/progress")).json()
+                return bool(counters["total"]) and counters["pending"] == 0
+
+            done = await poll(all_sent, 1200, every=0.5)
+            final = (await h.get("/progress")).json()
+    await bench.clear_messages()
+    return {"rows": rows, "file_mb": round(path.stat().st_size / 1e6, 1),
+            "status": answer.status_code, "sent": final["sent"], "failed": final["failed"],
+            "accepted_seconds": round(accepted - started, 2),
+            "all_sent_seconds": round(done - started, 2),
+            "sent_per_second": round(final["sent"] / (done - accepted), 1),
+            "rss_before_mb": round(rss_before, 1),
+            "rss_growth_mb": round(rss_peak - rss_before, 1)}
+
+
+async def stage_bulk_campaign(bench: Bench, rows: int) -> dict[str, Any]:
+    return await stage_bulk(bench, rows, campaign=True)
+
+
 async def stage_memory(bench: Bench, queued: int) -> dict[str, Any]:
     app_id = await bench.add_app("held", "SIMULATOR", rate_limit="60/min")
     filled = time.monotonic()
@@ -355,7 +417,8 @@ async def stage_android(bench: Bench, requests: int) -> dict[str, Any]:
 STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
           "e2e": (stage_e2e, 20_000),
           "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000),
-          "android": (stage_android, 4_000)}
+          "android": (stage_android, 4_000), "bulk": (stage_bulk, 100_000),
+          "bulk1": (stage_bulk_campaign, 100_000)}
 
 
 async def run(database_url: str | None, only: list[str], scale: float) -> None:
@@ -376,7 +439,7 @@ async def run(database_url: str | None, only: list[str], scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory,android")
+    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory,android,bulk")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's size (0.1 for a quick run)")
     args = parser.parse_args()

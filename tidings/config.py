@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     api_rate_limit: str = "6000/min"
     login_rate_limit: str = "10/min"
     max_request_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    bulk_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     access_token_ttl_seconds: int = Field(default=900, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     dispatch_window: int = Field(default=64, ge=1, le=10_000)
     send_timeout_seconds: float = Field(default=15.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
+    outbox_dispatch_timeout_seconds: int = Field(default=900, ge=10, le=30 * 24 * 3600)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("database_url")

@@ -109,6 +109,7 @@ class CannedAnswer:
     status: int
     body: str | dict[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    hang_seconds: float = 0.0
 
 
 _DELIVERED = Delivery(
@@ -143,7 +144,8 @@ class FakeInfobip:
     ``sends`` records every taken destination (with its whole message entry when
     ``keep_messages``), ``requests`` every request as ``(method, path)``, ``reports`` every
     delivery-report POST; with ``record=False`` none of the three grows and ``taken`` counts
-    the destinations taken. ``delay_ms`` delays every answer;
+    the destinations taken. ``fail_next``, ``hang_next`` (a timeout: nothing taken) and
+    ``malformed_next`` script the next send answers. ``delay_ms`` delays every answer;
     ``balance`` is written into the balance answer as it is given (a JSON number);
     ``numbers`` are the account's SMS numbers; ``clock`` gives report dates.
     """
@@ -210,6 +212,13 @@ class FakeInfobip:
                                        "Something went wrong. Please contact support."))
         self._canned.extend([CannedAnswer(status, body, dict(headers or {}))] * count)
 
+    def hang_next(self, count: int = 1, seconds: float = 2.0) -> None:
+        """Hold the next ``count`` sends for ``seconds`` (past a client's timeout), then answer
+        504 ``GATEWAY_TIMEOUT`` without taking them: a provider that timed out before it
+        accepted anything."""
+        body = request_error("GATEWAY_TIMEOUT", "Gateway timeout")
+        self._canned.extend([CannedAnswer(504, body, hang_seconds=seconds)] * count)
+
     def malformed_next(self, count: int = 1, body: str = "<html>Bad Gateway</html>") -> None:
         """Answer the next ``count`` sends 200 with ``body`` (by default not JSON)."""
         self._canned.extend([CannedAnswer(200, body)] * count)
@@ -245,6 +254,8 @@ class FakeInfobip:
             return _unauthorized()
         if self._canned:
             canned = self._canned.popleft()
+            if canned.hang_seconds:
+                await asyncio.sleep(canned.hang_seconds)
             if isinstance(canned.body, str):
                 return Response(canned.body, canned.status, dict(canned.headers),
                                 media_type="application/json")

@@ -64,8 +64,8 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Final, TextIO
 
@@ -91,13 +91,14 @@ CHUNK_SIZE: Final = 2000
 MAX_LISTED_REJECTIONS: Final = 100
 MAX_LINE_CHARS: Final = 1 << 20
 CONTACT_LOOKUP_CHUNK: Final = 1000
+YIELD_EVERY: Final = 250
+"""Recipients handled between two turns of the event loop (where a chunk being stored moves)."""
 COUNTED_STATES: Final = tuple(state.value for state in MessageState
                               if state is not MessageState.RECEIVED)
 """The states a broadcast shows a counter for, each its own (``read`` is not in ``delivered``)."""
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*(?:\|([^{}]*))?\}\}")
 _BUILT_CACHE_SIZE = 4096
-_YIELD_EVERY = 250
 _RECIPIENT_FIELDS = frozenset({"phone", "dlt_template_id"})
 
 
@@ -425,7 +426,7 @@ def normalise_phone(raw: str, region: str) -> str:
 # --- recipients --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class _Recipient:
+class Recipient:
     """One recipient as its source gave it; ``problem`` is ``(code, reason)`` for one its
     source already refused (a CSV row with the wrong number of cells)."""
 
@@ -436,7 +437,8 @@ class _Recipient:
     problem: tuple[str, str] | None = None
 
 
-def _invalid_csv(detail: str) -> InvalidInput:
+def invalid_csv(detail: str) -> InvalidInput:
+    """``InvalidInput(invalid_csv)`` about the uploaded ``file``."""
     return InvalidInput(f"file: {detail}", "invalid_csv", [FieldError("file", detail)])
 
 
@@ -452,67 +454,86 @@ def _lines(text: TextIO) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class _CsvColumns:
+class CsvColumns:
+    """Where a CSV's cells are: ``width`` cells a row, the phone at ``phone``, and the
+    ``fields`` a recipient carries as (case-folded name, index)."""
+
     width: int
     phone: int
-    fields: tuple[tuple[str, int], ...]  # (case-folded name, index) of the columns the text uses
+    fields: tuple[tuple[str, int], ...]
 
 
-def _csv_columns(header: list[str], template: TextTemplate) -> _CsvColumns:
+def column_index(header: list[str]) -> dict[str, int]:
+    """The header's columns by name, trimmed and case-folded; ``invalid_csv`` for a column
+    without a name or one named twice (in any case)."""
     index: dict[str, int] = {}
     for position, raw in enumerate(header):
         name = raw.strip().casefold()
         if not name:
-            raise _invalid_csv(f"column {position + 1} of the header has no name")
+            raise invalid_csv(f"column {position + 1} of the header has no name")
         if name in index:
-            raise _invalid_csv(f"column {raw.strip()!r} appears twice in the header")
+            raise invalid_csv(f"column {raw.strip()!r} appears twice in the header")
         index[name] = position
+    return index
+
+
+def _broadcast_columns(header: list[str], template: TextTemplate) -> CsvColumns:
+    index = column_index(header)
     if "phone" not in index:
-        raise _invalid_csv("the header has no phone column")
+        raise invalid_csv("the header has no phone column")
     missing = sorted(template.required - set(index))
     if missing:
         raise InvalidInput.for_field(
             "text", f"uses {', '.join('{{' + name + '}}' for name in missing)} but the file has "
             "no such column", "unknown_field")
-    return _CsvColumns(width=len(header), phone=index["phone"],
-                       fields=tuple((name, index[name]) for name in sorted(template.fields)
-                                    if name in index and name != "phone"))
+    return CsvColumns(width=len(header), phone=index["phone"],
+                      fields=tuple((name, index[name]) for name in sorted(template.fields)
+                                   if name in index and name != "phone"))
 
 
-def _csv_recipients(source: BinaryIO, template: TextTemplate) -> Iterator[_Recipient]:
-    """The CSV's data rows as recipients (a row with the wrong number of cells carries its
-    ``problem``). Raises ``InvalidInput`` (``invalid_csv``/``invalid_encoding``)."""
+def csv_recipients(source: BinaryIO, columns: Callable[[list[str]], CsvColumns],
+                   header_hint: str, *, strict: bool = False) -> Iterator[Recipient]:
+    """A UTF-8 CSV's data rows as recipients, read a line at a time from ``source``.
+
+    The first non-blank row is the header, which ``columns`` reads (raising what it refuses);
+    rows are numbered from 1 after it, and blank rows are skipped but keep their number. A row
+    with another number of cells than the header carries its ``problem``; cells are trimmed.
+    Raises ``InvalidInput``: ``invalid_csv`` for an empty file (``header_hint`` says which
+    columns the header must name), a line over ``MAX_LINE_CHARS`` or broken quoting,
+    ``invalid_encoding`` for bytes that are not UTF-8 (a BOM is fine). ``strict`` also
+    refuses a quote left open at the end of the file (else the rest of the file is one cell)
+    and text after a closing quote (the ``csv`` module's strict mode)."""
     text = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
     number = -1
     try:
-        records = csv.reader(_lines(text))
+        records = csv.reader(_lines(text), strict=strict)
         header = next((cells for cells in records if "".join(cells).strip()), None)
         if header is None:
-            raise _invalid_csv("the file is empty: its first row must name the columns, "
-                               "including phone")
-        columns = _csv_columns(header, template)
+            raise invalid_csv(f"the file is empty: its first row must name the columns, "
+                              f"{header_hint}")
+        layout = columns(header)
         number = 0
         for cells in records:
             number += 1
             if not "".join(cells).strip():
                 continue
-            if len(cells) != columns.width:
-                phone = cells[columns.phone] if columns.phone < len(cells) else ""
-                yield _Recipient(number, phone, problem=(
-                    "invalid_row", f"expected {columns.width} columns, found {len(cells)}"))
+            if len(cells) != layout.width:
+                phone = cells[layout.phone] if layout.phone < len(cells) else ""
+                yield Recipient(number, phone, problem=(
+                    "invalid_row", f"expected {layout.width} columns, found {len(cells)}"))
                 continue
-            fields = ({name: cells[position].strip() for name, position in columns.fields}
-                      if columns.fields else None)
-            yield _Recipient(number, cells[columns.phone], fields=fields)
+            fields = ({name: cells[position].strip() for name, position in layout.fields}
+                      if layout.fields else None)
+            yield Recipient(number, cells[layout.phone], fields=fields)
     except UnicodeDecodeError:
         where = "" if number < 0 else f" (the first bad byte is after data row {number})"
         raise InvalidInput(f"file: not UTF-8 text{where}; save it as CSV UTF-8",
                            "invalid_encoding", [FieldError("file", "not UTF-8")]) from None
     except _LineTooLong:
-        raise _invalid_csv(f"a line is longer than {MAX_LINE_CHARS} characters") from None
+        raise invalid_csv(f"a line is longer than {MAX_LINE_CHARS} characters") from None
     except csv.Error as exc:
         where = "the header" if number < 0 else f"data row {number + 1}"
-        raise _invalid_csv(f"{where} is not valid CSV ({exc}); is a quote left open?") from None
+        raise invalid_csv(f"{where} is not valid CSV ({exc}); is a quote left open?") from None
     finally:
         text.detach()
 
@@ -531,28 +552,31 @@ def _segment_query(tenant_id: str, segment: str, with_fields: bool, after: str,
 
 
 async def _segment_page(session: AsyncSession, tenant_id: str, segment: str,
-                        template: TextTemplate, after: str) -> list[_Recipient]:
+                        template: TextTemplate, after: str) -> list[Recipient]:
     """The next ``CHUNK_SIZE`` contacts of the segment by contact id after ``after`` (keyset
     pages: memory stays bounded), with their fields when the text uses any."""
     with_fields = bool(template.fields)
     rows = (await session.execute(_segment_query(tenant_id, segment, with_fields, after,
                                                  CHUNK_SIZE))).all()
     if not with_fields:
-        return [_Recipient(None, row.phone, row.id) for row in rows]
-    return [_Recipient(None, row.phone, row.id,
+        return [Recipient(None, row.phone, row.id) for row in rows]
+    return [Recipient(None, row.phone, row.id,
                        contact_fields(row.phone, row.name, row.email, row.attributes or {}))
             for row in rows]
 
 
 # --- acceptance --------------------------------------------------------------------------------
 
-class _Rejections:
+class Rejections:
+    """Recipients that were not sent to: all counted, the first ``MAX_LISTED_REJECTIONS``
+    listed, the wallet's refusals also counted apart."""
+
     def __init__(self) -> None:
         self.count = 0
         self.listed: list[RejectedRow] = []
         self.wallet = 0
 
-    def add(self, recipient: _Recipient, code: str, reason: str) -> None:
+    def add(self, recipient: Recipient, code: str, reason: str) -> None:
         self.count += 1
         if code == "insufficient_balance":
             self.wallet += 1
@@ -561,10 +585,73 @@ class _Rejections:
                                            recipient.phone.strip()[:64], code, reason))
 
 
-@dataclass
-class _Built:
-    pending: list[PendingMessage] = field(default_factory=list)
-    recipients: list[_Recipient] = field(default_factory=list)
+class RowCopies:
+    """Built message rows by key: ``build`` runs for the first recipient of a key, and every
+    later one gets a copy with its own id and number (or the same refusal). The key must name
+    everything the row depends on but the number itself, including the number's country
+    calling code (``calling_code``: the DLT rules apply to +91). At most ``size`` rows are
+    kept (then the cache starts again)."""
+
+    def __init__(self, size: int = _BUILT_CACHE_SIZE) -> None:
+        self._rows: dict[Hashable, PendingMessage | InvalidInput] = {}
+        self._size = size
+
+    def row(self, key: Hashable, e164: str,
+            build: Callable[[], PendingMessage | InvalidInput]) -> PendingMessage | InvalidInput:
+        template = self._rows.get(key)
+        if template is None:
+            template = build()
+            if len(self._rows) >= self._size:
+                self._rows.clear()
+            self._rows[key] = template
+            return template
+        if isinstance(template, InvalidInput):
+            return template
+        row = template.row.copy()
+        row["id"] = new_id()
+        row["to_number"] = e164
+        return PendingMessage(row=row, debit_minor=template.debit_minor)
+
+
+class ChunkStore:
+    """Stores built messages a chunk at a time in the caller's session, each chunk by a task
+    that runs while the caller builds the next (``put`` first waits for the previous one).
+    ``accepted`` counts the stored messages; one the wallet refuses goes to ``rejections``."""
+
+    def __init__(self, session: AsyncSession, now: datetime, rejections: Rejections) -> None:
+        self._session = session
+        self._now = now
+        self._rejections = rejections
+        self._storing: asyncio.Task[None] | None = None
+        self.accepted = 0
+
+    async def put(self, pending: list[PendingMessage], recipients: list[Recipient]) -> None:
+        """Start storing ``pending`` (``recipients[i]`` asked for ``pending[i]``)."""
+        await self.settle()
+        self._storing = asyncio.create_task(self._store(pending, recipients))
+
+    async def settle(self) -> None:
+        """Wait until the chunk being stored is written (raising what writing it raised).
+        Nothing else may use the session before."""
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            await storing
+
+    async def abandon(self) -> None:
+        """Let the chunk being stored finish, ignoring its outcome, so that the caller can roll
+        back a session no task is using."""
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            await asyncio.gather(storing, return_exceptions=True)
+
+    async def _store(self, pending: list[PendingMessage], recipients: list[Recipient]) -> None:
+        if pending:
+            await sms_send.store_messages(self._session, pending, self._now)
+        for item, recipient in zip(pending, recipients, strict=True):
+            if item.error is not None:  # the wallet's refusal; its number's repeats stay skipped
+                self._rejections.add(recipient, item.error.code, item.error.detail)
+            else:
+                self.accepted += 1
 
 
 class _Acceptance:
@@ -582,21 +669,24 @@ class _Acceptance:
         self._now = now
         self._max_segments = max_segments
         self._accepted_phones: set[str] = set()
-        self._rows: dict[tuple[str, int], PendingMessage | InvalidInput] = {}
-        self._storing: asyncio.Task[None] | None = None
-        self.rejections = _Rejections()
+        self._copies = RowCopies()
+        self.rejections = Rejections()
+        self._store = ChunkStore(session, now, self.rejections)
         self.total = 0
-        self.accepted = 0
         self.duplicates = 0
 
-    async def add(self, recipients: Sequence[_Recipient], *, look_up_contacts: bool) -> None:
+    @property
+    def accepted(self) -> int:
+        return self._store.accepted
+
+    async def add(self, recipients: Sequence[Recipient], *, look_up_contacts: bool) -> None:
         """Validate and build one chunk of recipients, then start storing it (see
         ``settle``): the previous chunk is written while this one is built."""
         self.total += len(recipients)
-        numbered: list[tuple[_Recipient, str]] = []
+        numbered: list[tuple[Recipient, str]] = []
         region = self._sender.default_region
         for index, recipient in enumerate(recipients):
-            if index % _YIELD_EVERY == 0:
+            if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # the chunk being stored moves on meanwhile
             if recipient.problem is not None:
                 self.rejections.add(recipient, *recipient.problem)
@@ -609,9 +699,10 @@ class _Acceptance:
         if look_up_contacts:
             await self.settle()
             contacts = await self._contact_fields([e164 for _r, e164 in numbered])
-        built = _Built()
+        pending: list[PendingMessage] = []
+        kept: list[Recipient] = []
         for index, (recipient, e164) in enumerate(numbered):
-            if index % _YIELD_EVERY == 0:
+            if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             if e164 in self._accepted_phones:
                 self.duplicates += 1
@@ -624,29 +715,21 @@ class _Acceptance:
                 self.rejections.add(recipient, "missing_field",
                                     f"text: no value for {{{{{missing.name}}}}}")
                 continue
-            outcome = self._row(text, e164)
+            outcome = self._copies.row((text, calling_code(e164)), e164,
+                                       functools.partial(self._build, text, e164))
             if isinstance(outcome, InvalidInput):
                 self.rejections.add(recipient, outcome.code, outcome.detail)
                 continue
             self._accepted_phones.add(e164)
-            built.pending.append(outcome)
-            built.recipients.append(recipient)
-        await self.settle()
-        self._storing = asyncio.create_task(self._store(built))
+            pending.append(outcome)
+            kept.append(recipient)
+        await self._store.put(pending, kept)
 
     async def settle(self) -> None:
-        """Wait until the chunk being stored is written (raising what writing it raised).
-        Nothing else may use the session before."""
-        if self._storing is not None:
-            storing, self._storing = self._storing, None
-            await storing
+        await self._store.settle()
 
     async def abandon(self) -> None:
-        """Let the chunk being stored finish, ignoring its outcome, so that the caller can roll
-        back a session no task is using."""
-        if self._storing is not None:
-            storing, self._storing = self._storing, None
-            await asyncio.gather(storing, return_exceptions=True)
+        await self._store.abandon()
 
     async def _contact_fields(self, phones: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
@@ -657,24 +740,6 @@ class _Acceptance:
                 found[phone] = contact_fields(phone, contact.name, contact.email,
                                               contact.attributes)
         return found
-
-    def _row(self, text: str, e164: str) -> PendingMessage | InvalidInput:
-        """The message for ``e164`` with ``text``: a copy of the row built for the first
-        recipient with the same text and country calling code, or why it cannot be sent."""
-        key = (text, calling_code(e164))
-        template = self._rows.get(key)
-        if template is None:
-            template = self._build(text, e164)
-            if len(self._rows) >= _BUILT_CACHE_SIZE:
-                self._rows.clear()
-            self._rows[key] = template
-            return template
-        if isinstance(template, InvalidInput):
-            return template
-        row = template.row.copy()
-        row["id"] = new_id()
-        row["to_number"] = e164
-        return PendingMessage(row=row, debit_minor=template.debit_minor)
 
     def _build(self, text: str, e164: str) -> PendingMessage | InvalidInput:
         request = self._request
@@ -701,18 +766,10 @@ class _Acceptance:
             per_recipient.add("text")
         return bool(names) and names <= per_recipient
 
-    async def _store(self, built: _Built) -> None:
-        if built.pending:
-            await sms_send.store_messages(self._session, built.pending, self._now)
-        for item, recipient in zip(built.pending, built.recipients, strict=True):
-            if item.error is not None:  # the wallet's refusal; its number's repeats stay skipped
-                self.rejections.add(recipient, item.error.code, item.error.detail)
-            else:
-                self.accepted += 1
 
-
-def _chunks(recipients: Iterator[_Recipient], size: int) -> Iterator[list[_Recipient]]:
-    chunk: list[_Recipient] = []
+def chunks(recipients: Iterator[Recipient], size: int) -> Iterator[list[Recipient]]:
+    """``recipients`` in lists of ``size`` (the last one shorter), read as they are needed."""
+    chunk: list[Recipient] = []
     for recipient in recipients:
         chunk.append(recipient)
         if len(chunk) >= size:
@@ -767,7 +824,7 @@ async def _add_all(session: AsyncSession, tenant_id: str, source: Source,
     if isinstance(source, PhoneList):
         look_up = bool(template.fields - {"phone"})
         for start in range(0, len(source.phones), CHUNK_SIZE):
-            chunk = [_Recipient(start + offset + 1, phone) for offset, phone
+            chunk = [Recipient(start + offset + 1, phone) for offset, phone
                      in enumerate(source.phones[start:start + CHUNK_SIZE])]
             await acceptance.add(chunk, look_up_contacts=look_up)
     elif isinstance(source, SegmentSource):
@@ -780,7 +837,9 @@ async def _add_all(session: AsyncSession, tenant_id: str, source: Source,
             await acceptance.add(page, look_up_contacts=False)
             after = str(page[-1].contact_id)
     else:
-        for chunk in _chunks(_csv_recipients(source.source, template), CHUNK_SIZE):
+        columns = functools.partial(_broadcast_columns, template=template)
+        for chunk in chunks(csv_recipients(source.source, columns, "including phone"),
+                            CHUNK_SIZE):
             await acceptance.add(chunk, look_up_contacts=False)
     await acceptance.settle()
 
@@ -788,7 +847,7 @@ async def _add_all(session: AsyncSession, tenant_id: str, source: Source,
 _SOURCE_FIELDS: Final = {PhoneList: "phones", SegmentSource: "segment", CsvSource: "file"}
 
 
-def _refuse_empty(source: Source, total: int, rejections: _Rejections) -> None:
+def _refuse_empty(source: Source, total: int, rejections: Rejections) -> None:
     if total == 0:
         what = {PhoneList: "phones is empty", SegmentSource: "the segment has no contacts",
                 CsvSource: "the file has no data rows"}[type(source)]
@@ -812,7 +871,7 @@ def _where(row: RejectedRow) -> str:
 
 # --- reading -----------------------------------------------------------------------------------
 
-async def _state_counts(session: AsyncSession,
+async def state_counts(session: AsyncSession,
                         batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """Messages per state of each batch (through ``ix_messages_batch_id_state``)."""
     counts = {batch_id: dict.fromkeys(COUNTED_STATES, 0) for batch_id in batch_ids}
@@ -828,7 +887,9 @@ async def _state_counts(session: AsyncSession,
     return counts
 
 
-def _status(accepted: int, counts: Mapping[str, int]) -> str:
+def batch_status(accepted: int, counts: Mapping[str, int]) -> str:
+    """``queued`` while none of the ``accepted`` messages has left the queue, ``sending`` while
+    some are queued or sending, then ``completed`` (``counts``: from ``state_counts``)."""
     waiting = counts[MessageState.QUEUED.value] + counts[MessageState.SENDING.value]
     if accepted and counts[MessageState.QUEUED.value] == accepted:
         return "queued"
@@ -838,7 +899,7 @@ def _status(accepted: int, counts: Mapping[str, int]) -> str:
 def _view(batch: Batch, counts: dict[str, int]) -> BroadcastView:
     accepted = sum(counts.values())
     return BroadcastView(
-        id=batch.id, sms_app_id=batch.channel_account_id, status=_status(accepted, counts),
+        id=batch.id, sms_app_id=batch.channel_account_id, status=batch_status(accepted, counts),
         total=batch.total, accepted=accepted,
         duplicates=max(0, batch.total - batch.rejected - accepted), rejected=batch.rejected,
         counts=counts, rejected_rows=[RejectedRow.from_json(row) for row in batch.rejected_rows],
@@ -853,7 +914,7 @@ async def get_broadcast(session: AsyncSession, tenant_id: str, broadcast_id: str
     batch = await get_owned(session, Batch, tenant_id, broadcast_id)
     if batch is None or batch.kind != BROADCAST_KIND:
         raise NotFound(f"broadcast {broadcast_id} not found", "broadcast_not_found")
-    counts = await _state_counts(session, [batch.id])
+    counts = await state_counts(session, [batch.id])
     return _view(batch, counts[batch.id])
 
 
@@ -866,5 +927,5 @@ async def list_broadcasts(session: AsyncSession, tenant_id: str, *, limit: int,
     total = int((await session.execute(
         select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one())
     batches = list((await session.execute(query.limit(limit).offset(offset))).scalars())
-    counts = await _state_counts(session, [batch.id for batch in batches])
+    counts = await state_counts(session, [batch.id for batch in batches])
     return [_view(batch, counts[batch.id]) for batch in batches], total

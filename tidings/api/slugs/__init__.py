@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tidings.api.slugs import providers
+from tidings.api.slugs import bulk, outbox, providers
 
 router = APIRouter()
 router.include_router(providers.router)
+router.include_router(bulk.router)
+router.include_router(outbox.router)
