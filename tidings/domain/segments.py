@@ -140,10 +140,10 @@ def split_parts(text: str) -> list[str]:
 def _layout(text: str) -> _Layout:
     encoding = detect_encoding(text)
     single, part = _LIMITS[encoding]
-    costs = [_cost(char, encoding) for char in text]
-    units = sum(costs)
-    if units <= single:
+    units = _units(text, encoding)
+    if units <= single:  # most texts: no per-character costs needed
         return _Layout(encoding, units, single, (), units)
+    costs = [_cost(char, encoding) for char in text]
     bounds: list[int] = []
     used = 0
     for index, cost in enumerate(costs):
@@ -152,6 +152,13 @@ def _layout(text: str) -> _Layout:
             used = 0
         used += cost
     return _Layout(encoding, units, part, tuple(bounds), used)
+
+
+def _units(text: str, encoding: Encoding) -> int:
+    """``sum(_cost(char, encoding) for char in text)``, counted by ``str`` methods."""
+    if encoding is Encoding.GSM7:
+        return len(text) + sum(text.count(char) for char in _GSM7_EXTENSION_CHARS)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _cost(char: str, encoding: Encoding) -> int:
