@@ -4,18 +4,15 @@ work per recipient: every stored row is the one a single send would build."""
 from __future__ import annotations
 
 import io
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import phonenumbers
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import FakeClock, TenantFactory
 from tidings.db.models import Message
-from tidings.domain.phone import InvalidPhone, to_e164
 from tidings.errors import InvalidInput
 from tidings.runtime import Runtime
 from tidings.services import broadcasts, sms_send
@@ -26,76 +23,10 @@ from tidings.services.broadcasts import (
     SegmentSource,
     TextTemplate,
     contact_fields,
-    normalise_phone,
 )
 from tidings.services.contacts import create_contact
 from tidings.services.sms_apps import SmsAppFields, create_sms_app
 from tidings.services.sms_send import Sender, SendRequest
-
-# --- phone numbers -------------------------------------------------------------------------------
-
-
-def _candidates() -> list[str]:
-    """Example numbers of every region (and non-geographic code) and type, written
-    canonically, plus near misses: a digit changed, one dropped or added, a national prefix or
-    leading zero kept after the country code. (Checked once against 300,000 random numbers
-    too, with no difference.)"""
-    rng = random.Random(20261124)
-    numbers = set()
-    examples = [phonenumbers.example_number_for_type(region, kind)
-                for region in sorted(phonenumbers.SUPPORTED_REGIONS)
-                for kind in phonenumbers.PhoneNumberType.values()]
-    examples += [phonenumbers.example_number_for_non_geo_entity(code)
-                 for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
-    for example in examples:
-        if example is not None:
-            numbers.add(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
-    candidates = set(numbers)
-    for number in sorted(numbers):
-        digits = number[1:]
-        where = rng.randrange(1, len(digits))
-        candidates.add("+" + digits[:where] + str(rng.randrange(10)) + digits[where + 1:])
-        candidates.add("+" + digits[:-1])
-        candidates.add(number + str(rng.randrange(10)))
-        code = str(phonenumbers.parse(number).country_code)
-        candidates.add(f"+{code}0{digits[len(code):]}")
-        candidates.add(f"+{code}8{digits[len(code):]}")
-        candidates.add(f"+{code}1{digits[len(code):]}")
-    return sorted(candidates)
-
-
-def _outcome(function: Any, raw: str, region: str) -> str:
-    try:
-        result: str = function(raw, region)
-    except InvalidPhone:
-        return "invalid"
-    return result
-
-
-@pytest.mark.parametrize("region", ["US", "IN"])
-def test_normalise_phone_answers_exactly_what_to_e164_answers(region: str) -> None:
-    candidates = _candidates() + ["+39 06 6988 0000", "+390669880000", "0044 20 7946 0958",
-                                  "4155550100", " +14155550100 ", "+1-415-555-0100", "+0123",
-                                  "+999123456789", "+1", "", "+" + "1" * 20]
-
-    mismatches = [raw for raw in candidates
-                  if _outcome(normalise_phone, raw, region) != _outcome(to_e164, raw, region)]
-
-    assert len(candidates) > 5000
-    assert mismatches == []
-
-
-def test_a_canonical_e164_number_is_taken_without_the_full_parse(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(raw: str, region: str) -> str:
-        raise AssertionError(f"parsed {raw} in full")
-
-    monkeypatch.setattr(broadcasts, "to_e164", refuse)
-
-    assert [normalise_phone(raw, "US") for raw in ("+14155550100", "+919876543210",
-                                                   "+447911123456")] == [
-        "+14155550100", "+919876543210", "+447911123456"]
-
 
 # --- placeholders --------------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tidings.db.models import Batch, ChannelAccount, Message
 from tidings.db.repos.scoped import get_owned, owned_by
 from tidings.domain.ids import new_id
-from tidings.domain.phone import InvalidPhone, to_e164_digits_first
+from tidings.domain.phone import InvalidPhone, calling_code, to_e164_digits_first
 from tidings.domain.states import MessageState
 from tidings.errors import InvalidInput, PaymentRequired
 from tidings.services import sms_send
@@ -89,12 +89,10 @@ from tidings.services.broadcasts import (
     Rejections,
     RowCopies,
     batch_status,
-    calling_code,
     chunks,
     column_index,
     csv_recipients,
     invalid_csv,
-    normalise_phone,
     state_counts,
 )
 from tidings.services.provider_slugs import in_slug_terms, parse_send_time
@@ -162,16 +160,6 @@ class AcceptedJob:
 
 
 # --- reading a row -----------------------------------------------------------------------------
-
-def read_mobile(raw: str, region: str) -> str:
-    """A ``mobile`` cell in E.164 (``to_e164_digits_first``, which is the slug API's reading;
-    a number already in E.164 with ``+`` takes ``normalise_phone``'s shortcut to the same
-    answer). ``InvalidPhone`` when no reading is a valid number."""
-    text = raw.strip()
-    if text.startswith("+"):
-        return normalise_phone(text, region)
-    return to_e164_digits_first(text, region)
-
 
 def _sender_problem(sender: str) -> str | None:
     if _NUMERIC_SENDER.fullmatch(sender) or _ALPHANUMERIC_SENDER.fullmatch(sender):
@@ -258,7 +246,7 @@ class _Job:
         if not recipient.phone.strip():
             return "invalid_phone", "mobile: is empty"
         try:
-            e164 = read_mobile(recipient.phone, self._sender.default_region)
+            e164 = to_e164_digits_first(recipient.phone, self._sender.default_region)
         except InvalidPhone as exc:
             return "invalid_phone", f"mobile: {exc}"
         if e164 in self._taken:
