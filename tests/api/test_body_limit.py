@@ -53,3 +53,14 @@ async def test_a_body_within_the_limit_is_served(
     response = await client.post("/contacts/", headers=tenant.headers,
                                  json={"phone": "+14155550100", "name": "Someone"})
     assert response.status_code == 201
+
+
+async def test_the_provider_slug_surface_gets_its_own_error_shape(
+        client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    tenant = await tenants.create()
+    csv = b"mobile,message\n" + b"966501234567,Your order is ready\n" * 100
+    response = await client.post("/api/v1/sms-providers/infobip-sms/bulk-send",
+                                 headers=tenant.headers,
+                                 files={"file": ("m.csv", csv, "text/csv")})
+    assert (response.status_code, response.json()) == (413, {
+        "error": "request body is larger than 1000 bytes", "code": "payload_too_large"})

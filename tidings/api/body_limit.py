@@ -8,6 +8,7 @@ upload to disk before authentication even runs.
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.errors import error_response
@@ -26,7 +27,8 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             response = error_response(413, f"request body is larger than {self.max_bytes} "
-                                           "bytes", "payload_too_large")
+                                           "bytes", "payload_too_large",
+                                      request=Request(scope))  # each surface's error shape
             await response(scope, receive, send)
             return
         received = 0
