@@ -254,8 +254,9 @@ async def test_the_same_idempotency_key_of_another_tenant_is_another_job(
     ({"datetime": "next tuesday"}, "datetime: must be an ISO 8601 date and time"),
     ({"meta": {"blob": "x" * 5000}}, "meta: must be at most 4096 bytes of JSON"),
     ({"idempotency_key": ""}, "idempotency_key: must be 1 to 128 characters"),
+    ({"sender": "Sender name too long"}, "sender: must be a number of up to 15 digits"),
 ], ids=["unknown slug", "slug not installed", "bad mobile", "empty message", "bad datetime",
-        "meta too large", "empty idempotency key"])
+        "meta too large", "empty idempotency key", "sender too long"])
 async def test_bad_input_answers_400_with_an_error_and_stores_nothing(
         client: httpx.AsyncClient, tenants: TenantFactory, infobip: FakeInfobip,
         fields: dict[str, Any], error: str) -> None:

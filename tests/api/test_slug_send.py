@@ -172,7 +172,9 @@ async def test_a_test_mode_key_gets_the_simulators_answer(
     ({"mobile": MOBILE, "message": "Hi", "datetime": "soon"},
      "datetime: must be an ISO 8601 date and time"),
     ({"message": "Hi"}, "mobile"),
-], ids=["bad mobile", "empty message", "bad datetime", "no mobile"])
+    ({"mobile": MOBILE, "message": "Hi", "sender": "Sender name too long"},
+     "sender: must be a number of up to 15 digits, or 1 to 11 letters"),
+], ids=["bad mobile", "empty message", "bad datetime", "no mobile", "sender too long"])
 async def test_bad_input_answers_400_and_stores_nothing(
         client: httpx.AsyncClient, runtime: Runtime, tenants: TenantFactory,
         infobip: FakeInfobip, body: dict[str, Any], error: str) -> None:

@@ -19,8 +19,8 @@ counted. A row is sent when:
   (``966501234567``);
 - ``message`` is not empty and is at most ``TIDINGS_SMS_MAX_SEGMENTS`` parts (the rules of a
   single send, DLT included for Indian numbers);
-- ``sender``, when given (else the app's sender id), is a number of up to 15 digits (an optional
-  ``+``) or 1 to 11 letters, digits, spaces and ``. - _ &``;
+- ``sender``, when given (else the app's sender id), passes ``provider_slugs.sender_problem``
+  (a number of up to 15 digits, or 1 to 11 letters, digits, spaces and ``. - _ &``);
 - ``datetime``, when given, is ISO 8601 (``2026-11-24T15:30:00Z``; naive means UTC): a time in
   the future schedules the row, one now or past sends it at once;
 - the row has as many cells as the header has columns.
@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +94,7 @@ from tidings.services.broadcasts import (
     invalid_csv,
     state_counts,
 )
-from tidings.services.provider_slugs import in_slug_terms, parse_send_time
+from tidings.services.provider_slugs import in_slug_terms, parse_send_time, sender_problem
 from tidings.services.sms_send import PendingMessage, Sender, SendPlan, SendRequest
 
 BULK_KIND: Final = "csv"
@@ -117,8 +116,6 @@ SENT_STATES: Final = (_S.SENT.value, _S.DELIVERED.value, _S.READ.value)
 FAILED_STATES: Final = (_S.FAILED.value, _S.EXPIRED.value, _S.CANCELLED.value)
 PENDING_STATES: Final = (_S.QUEUED.value, _S.SENDING.value)
 
-_NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
-_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 .\-_&]{1,11}")
 
 
 class NoRowSendable(InvalidInput):
@@ -160,13 +157,6 @@ class AcceptedJob:
 
 
 # --- reading a row -----------------------------------------------------------------------------
-
-def _sender_problem(sender: str) -> str | None:
-    if _NUMERIC_SENDER.fullmatch(sender) or _ALPHANUMERIC_SENDER.fullmatch(sender):
-        return None
-    return ("sender: must be a number of up to 15 digits, or 1 to 11 letters, digits, spaces "
-            "and . - _ &")
-
 
 def _columns(header: list[str], warnings: _Warnings) -> CsvColumns:
     index = column_index(header)
@@ -255,8 +245,8 @@ class _Job:
             return None
         cells = recipient.fields or {}
         sender = cells.get("sender") or None
-        if sender is not None and (problem := _sender_problem(sender)) is not None:
-            return "invalid_sender", problem
+        if sender is not None and (problem := sender_problem(sender)) is not None:
+            return "invalid_sender", f"sender: {problem}"
         try:
             when = parse_send_time(cells.get("datetime"), self._now)
         except InvalidInput as exc:

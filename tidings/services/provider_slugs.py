@@ -9,6 +9,7 @@ surface answers 400 ``{"error": ...}``).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,11 +98,27 @@ def slug_mobile(mobile: str, default_region: str) -> str:
         raise InvalidInput.for_field("mobile", str(exc), "invalid_phone") from None
 
 
+_NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
+_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 .\-_&]{1,11}")
+
+
+def sender_problem(sender: str) -> str | None:
+    """Why ``sender`` cannot be an SMS sender, or None: a number of up to 15 digits (an
+    optional ``+``), or 1 to 11 letters, digits, spaces and ``. - _ &`` (what an alphanumeric
+    originator holds on the air). The same rule for every send of the slug API."""
+    if _NUMERIC_SENDER.fullmatch(sender) or _ALPHANUMERIC_SENDER.fullmatch(sender):
+        return None
+    return "must be a number of up to 15 digits, or 1 to 11 letters, digits, spaces and . - _ &"
+
+
 def build_slug_message(app: ChannelAccount, sender: Sender, *, mobile: str, message: str,
                        sender_name: str | None, send_at: str | None, now: datetime,
                        max_segments: int, ttl: int | None = None) -> PendingMessage:
     """One slug-API send (``mobile``, ``message``, ``sender``, ``datetime``) as the row a native
     send through ``app`` would store; ``InvalidInput`` in the slug API's field names."""
+    sender_name = (sender_name or "").strip() or None
+    if sender_name is not None and (problem := sender_problem(sender_name)) is not None:
+        raise InvalidInput.for_field("sender", problem, "invalid_sender")
     try:
         return build_message_row(
             SendPlan(app=app, template_body=None), sender,
