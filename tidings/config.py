@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     send_timeout_seconds: float = Field(default=15.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
     outbox_dispatch_timeout_seconds: int = Field(default=900, ge=10, le=30 * 24 * 3600)
+    callback_retry_base_seconds: float = Field(default=10.0, gt=0)
+    callback_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    callback_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
+    callback_timeout_seconds: float = Field(default=10.0, gt=0)
+    callback_window: int = Field(default=64, ge=1, le=10_000)
+    callback_allow_private_networks: bool = False
     auth_cache_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("database_url")
