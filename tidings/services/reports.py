@@ -5,7 +5,8 @@ Reports are applied monotonically (``merge_report``): a late ``sent`` never over
 status word) is a redelivery and changes nothing, not even the history. A report for a provider
 id no message carries yet is kept in ``unmatched_reports`` and applied when the dispatcher
 records that id (``apply_unmatched_reports``). Inbound messages are stored once per provider
-message id.
+message id. Each state change and each stored inbound message queues the tenant's callbacks
+(``callback_events``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tidings.domain.phone import to_e164
 from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState, merge_report
 from tidings.providers.base import InboundMessage, StatusUpdate, UnknownStatus, WebhookEvent
+from tidings.services import callback_events
+from tidings.services.callback_events import MessageSnapshot
 
 INBOUND = "inbound"
 
@@ -96,14 +99,15 @@ async def apply_status_updates(session: AsyncSession,
                 select(MessageEvent.message_id, MessageEvent.detail).where(
                     MessageEvent.message_id.in_(ids), MessageEvent.kind == "report"))).all():
             recorded[message_id].add(detail.get("provider_status"))
-    changed = 0
+    changed: list[MessageSnapshot] = []
     for message, update in reports:
         if update.provider_status in recorded[message.id]:
             continue
         recorded[message.id].add(update.provider_status)
         if _apply_report(session, message, update, now):
-            changed += 1
-    return changed
+            changed.append(MessageSnapshot.of(message))
+    await callback_events.message_status_changed(session, changed, now)
+    return len(changed)
 
 
 def _apply_report(session: AsyncSession, message: Message, update: StatusUpdate,
@@ -170,6 +174,7 @@ async def store_inbound(session: AsyncSession, account: ChannelAccount, event: I
             session.add(_event(message, "inbound", None, MessageState.RECEIVED.value, now, {}))
     except IntegrityError:  # the same inbound message, stored by a concurrent delivery
         return False
+    await callback_events.message_received(session, message, now)
     return True
 
 

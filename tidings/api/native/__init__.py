@@ -16,6 +16,7 @@ from tidings.api.native import (
     tenant_api_keys,
     tenant_members,
     tenant_tags,
+    tenant_webhooks,
     tenants,
 )
 
@@ -28,6 +29,7 @@ router.include_router(tenants.router)
 router.include_router(tenant_members.router)
 router.include_router(tenant_tags.router)
 router.include_router(tenant_api_keys.router)
+router.include_router(tenant_webhooks.router)
 router.include_router(contacts.router)
 router.include_router(sms_apps.router)
 router.include_router(sms_templates.router)

@@ -27,7 +27,7 @@ from tidings.runtime import Runtime
 from tidings.services import sms_messages, sms_send
 from tidings.services.android import config as android_config
 from tidings.services.auth import Principal
-from tidings.services.sms_messages import MessageFilters
+from tidings.services.sms_messages import VIEW_FIELDS, MessageFilters, message_view
 from tidings.services.sms_send import SendPreparer, SendRequest
 
 router = APIRouter(prefix="/sms/v1/messages", tags=["sms messages"],
@@ -103,29 +103,14 @@ class MessageDetail(MessageBody):
     events: list[EventBody]
 
 
-_VIEW_FIELDS = (
-    ("id", "id"), ("direction", "direction"), ("state", "state"), ("phone", "to_number"),
-    ("sender_id", "from_number"), ("text", "text"), ("encoding", "encoding"),
-    ("segments", "segments"), ("priority", "priority"), ("sms_app_id", "channel_account_id"),
-    ("mode", "mode"), ("client_ref", "client_ref"), ("batch_id", "batch_id"),
-    ("dlt_template_id", "dlt_template_id"), ("callback_url", "callback_url"),
-    ("attempts", "attempts"), ("provider_message_id", "provider_message_id"),
-    ("error_code", "error_code"), ("error_detail", "error_detail"),
-    ("scheduled_at", "scheduled_at"), ("expires_at", "expires_at"),
-    ("created_at", "created_at"), ("updated_at", "updated_at"), ("sent_at", "sent_at"),
-    ("delivered_at", "delivered_at"), ("read_at", "read_at"), ("completed_at", "completed_at"),
-)
-"""``MessageBody`` field names and the ``messages`` columns they show."""
-
-
 def _view(message: Message) -> dict[str, Any]:
-    return {name: getattr(message, column) for name, column in _VIEW_FIELDS}
+    return message_view(message)
 
 
 def _row_json(row: dict[str, Any], **extra: Any) -> Response:
     """A stored row as the ``MessageBody`` JSON, written directly: the send path is the
     hottest in the API, and the row's types are already exactly the schema's."""
-    body = {name: row[column] for name, column in _VIEW_FIELDS}
+    body = {name: row[column] for name, column in VIEW_FIELDS}
     for name, value in body.items():
         if isinstance(value, datetime):
             body[name] = value.isoformat().replace("+00:00", "Z")
