@@ -1,5 +1,5 @@
-"""The background workers of one process: the dispatcher (``pipeline.dispatcher``) and the
-scheduler of periodic jobs (``pipeline.jobs``).
+"""The background workers of one process: the dispatcher (``pipeline.dispatcher``), the
+callback sender (``pipeline.callbacks``) and the scheduler of periodic jobs (``pipeline.jobs``).
 
 ``tidings serve`` runs a ``WorkerSet`` inside the app's lifespan (unless ``--no-workers``);
 ``tidings worker`` runs one on its own. On SQLite, one worker set per database file: ``start()``
@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from tidings.pipeline.callbacks import CallbackSender
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.pipeline.jobs import Job, PeriodicJob, default_jobs
 from tidings.pipeline.node_lock import NodeLock
@@ -42,9 +43,11 @@ class WorkerSet:
         self._runtime = runtime
         self._jobs = list(jobs) if jobs is not None else default_jobs()
         self.dispatcher = Dispatcher(runtime) if dispatch else None
+        self.callbacks = CallbackSender(runtime) if dispatch else None
         self._lock = NodeLock.for_database(runtime.settings.database_url)
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_task: asyncio.Task[None] | None = None
+        self._callbacks_task: asyncio.Task[None] | None = None
         self._running = False
         self._stopping = asyncio.Event()
 
@@ -69,6 +72,9 @@ class WorkerSet:
         if self.dispatcher is not None:
             self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
             names.insert(0, "dispatcher")
+        if self.callbacks is not None:
+            self._callbacks_task = asyncio.create_task(self.callbacks.run(), name="callbacks")
+            names.insert(1, "callbacks")
         log.info("workers started: %s", ", ".join(names) or "no jobs")
 
     async def stop(self) -> None:
@@ -76,6 +82,10 @@ class WorkerSet:
             self.dispatcher.stop()
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
             self._dispatch_task = None
+        if self.callbacks is not None and self._callbacks_task is not None:
+            self.callbacks.stop()
+            await asyncio.gather(self._callbacks_task, return_exceptions=True)
+            self._callbacks_task = None
         self._stopping.set()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_SECONDS)

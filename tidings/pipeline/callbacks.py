@@ -1,0 +1,234 @@
+"""The callback sender: delivers queued callbacks (``callback_deliveries``) to tenants' URLs.
+
+Each round claims due deliveries (``claim_due_deliveries``): a delivery is due at its
+``next_attempt_at`` unless an earlier delivery of the same message to the same URL is still
+pending, so one message's callbacks reach a receiver in order, however long it was down.
+Claiming moves ``next_attempt_at`` to the end of a lease (``TIDINGS_LEASE_SECONDS``): a sender
+that dies leaves its deliveries due again, never lost. Each delivery is POSTed with its stored
+body, signed (``domain.callbacks.hmac_headers`` with its endpoint's secret) and carrying
+``X-Tidings-Event-Id``; up to ``TIDINGS_CALLBACK_WINDOW`` go at once.
+
+Any 2xx delivers it. Anything else (another status, a timeout after
+``TIDINGS_CALLBACK_TIMEOUT_SECONDS``, a connection error, a URL that now resolves to an internal
+address) is a failed attempt: it is tried again after ``retry_delay_seconds`` (base
+``TIDINGS_CALLBACK_RETRY_BASE_SECONDS``, doubling, capped at
+``TIDINGS_CALLBACK_RETRY_CAP_SECONDS``) until ``TIDINGS_CALLBACK_MAX_AGE_SECONDS`` after it was
+queued, when it ends ``failed``. Redirects are not followed (a redirect is a failed attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+import httpx
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from tidings.db.models import CallbackDelivery, WebhookEndpoint
+from tidings.domain.callbacks import gives_up, hmac_headers, retry_delay_seconds
+from tidings.domain.crypto import DecryptionError
+from tidings.runtime import Runtime
+from tidings.services.callback_events import DELIVERED, FAILED, PENDING
+from tidings.services.callback_urls import UnsafeCallbackUrl, check_callback_url
+from tidings.services.webhooks import open_secret
+
+log = logging.getLogger(__name__)
+
+EVENT_ID_HEADER: Final = "X-Tidings-Event-Id"
+EVENT_HEADER: Final = "X-Tidings-Event"
+USER_AGENT: Final = "Tidings-Callbacks/1"
+IDLE_POLL_SECONDS: Final = 0.5
+MAX_ERROR_CHARS: Final = 500
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """What sending one delivery needs, read when it was claimed."""
+
+    id: int
+    event_id: str
+    event: str
+    url: str
+    method: str
+    body: str
+    secret: str | None
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery: ClaimedDelivery
+    status_code: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def claim_due_deliveries(runtime: Runtime, now: datetime,
+                               limit: int) -> list[ClaimedDelivery]:
+    """Claim up to ``limit`` due deliveries, oldest first, leasing each (module docstring)."""
+    earlier = aliased(CallbackDelivery)
+    waiting_behind = exists().where(and_(
+        earlier.message_id == CallbackDelivery.message_id, earlier.url == CallbackDelivery.url,
+        earlier.state == PENDING, earlier.id < CallbackDelivery.id))
+    query = (select(CallbackDelivery, WebhookEndpoint.secret, WebhookEndpoint.id)
+             .outerjoin(WebhookEndpoint, WebhookEndpoint.id == CallbackDelivery.endpoint_id)
+             .where(CallbackDelivery.state == PENDING, CallbackDelivery.next_attempt_at <= now,
+                    ~waiting_behind)
+             .order_by(CallbackDelivery.next_attempt_at, CallbackDelivery.id).limit(limit))
+    if runtime.engine.dialect.name == "postgresql":
+        query = query.with_for_update(of=CallbackDelivery, skip_locked=True)
+    lease_end = now + timedelta(seconds=runtime.settings.lease_seconds)
+    async with runtime.write_turn, runtime.sessions() as session:
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return []
+        await session.execute(update(CallbackDelivery)
+                              .where(CallbackDelivery.id.in_([row[0].id for row in rows]))
+                              .values(next_attempt_at=lease_end)
+                              .execution_options(synchronize_session=False))
+        await session.commit()
+    claimed = []
+    for delivery, sealed, endpoint_id in rows:
+        secret = None
+        if sealed is not None:
+            try:
+                secret = open_secret(runtime.secret_box, endpoint_id, sealed)
+            except DecryptionError:
+                log.error("callback %s: its endpoint's secret cannot be decrypted "
+                          "(TIDINGS_SECRET_KEY changed?)", delivery.id)
+        claimed.append(ClaimedDelivery(
+            id=delivery.id, event_id=delivery.event_id, event=delivery.event, url=delivery.url,
+            method=delivery.method, body=delivery.body, secret=secret,
+            attempts=delivery.attempts, created_at=delivery.created_at))
+    return claimed
+
+
+async def attempt_delivery(runtime: Runtime, client: httpx.AsyncClient,
+                           delivery: ClaimedDelivery) -> AttemptResult:
+    """Send ``delivery`` once; never raises for the receiver's or the network's faults."""
+    try:
+        await check_callback_url(delivery.url,
+                                 allow_private=runtime.settings.callback_allow_private_networks)
+    except UnsafeCallbackUrl as exc:
+        return AttemptResult(delivery, None, str(exc))
+    body = delivery.body.encode()
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+               EVENT_ID_HEADER: delivery.event_id, EVENT_HEADER: delivery.event}
+    if delivery.secret is not None:
+        headers |= hmac_headers(delivery.secret, body, int(runtime.clock().timestamp()))
+    try:
+        response = await client.request(delivery.method, delivery.url, content=body,
+                                        headers=headers)
+    except httpx.TimeoutException:
+        return AttemptResult(delivery, None,
+                             f"no answer within {runtime.settings.callback_timeout_seconds:g} s")
+    except httpx.HTTPError as exc:
+        return AttemptResult(delivery, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+    error = None if 200 <= response.status_code < 300 else f"answered {response.status_code}"
+    return AttemptResult(delivery, response.status_code, error)
+
+
+async def record_attempts(runtime: Runtime, results: list[AttemptResult],
+                          now: datetime) -> None:
+    """Write each attempt's outcome: delivered, due again after its backoff, or failed."""
+    settings = runtime.settings
+    async with runtime.write_turn, runtime.sessions() as session:
+        for result in results:
+            attempts = result.delivery.attempts + 1
+            values: dict[str, object] = {
+                "attempts": attempts, "last_status_code": result.status_code,
+                "last_error": result.error, "updated_at": now}
+            if result.delivered:
+                values |= {"state": DELIVERED, "next_attempt_at": None, "completed_at": now}
+            elif gives_up(result.delivery.created_at, now, settings.callback_max_age_seconds):
+                values |= {"state": FAILED, "next_attempt_at": None, "completed_at": now}
+            else:
+                delay = retry_delay_seconds(attempts,
+                                            base_seconds=settings.callback_retry_base_seconds,
+                                            cap_seconds=settings.callback_retry_cap_seconds)
+                values["next_attempt_at"] = now + timedelta(seconds=delay)
+            await session.execute(update(CallbackDelivery)
+                                  .where(CallbackDelivery.id == result.delivery.id,
+                                         CallbackDelivery.state == PENDING)
+                                  .values(**values)
+                                  .execution_options(synchronize_session=False))
+        await session.commit()
+
+
+class CallbackSender:
+    """Claims due deliveries and sends them, round after round, until ``stop()``."""
+
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient | None = None) -> None:
+        self.runtime = runtime
+        self.delivered = 0
+        self.failed_attempts = 0
+        self._client = client
+        self._owns_client = client is None
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliveries may be due: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    sent = await self.deliver_due()
+                except Exception:
+                    log.exception("callback sender: a round failed; retrying shortly")
+                    sent = 0
+                if not sent:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP client this sender made (``run`` does it when it ends)."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            settings = self.runtime.settings
+            self._client = httpx.AsyncClient(
+                timeout=settings.callback_timeout_seconds, follow_redirects=False,
+                trust_env=False, limits=httpx.Limits(max_connections=settings.callback_window))
+        return self._client
+
+    async def deliver_due(self) -> int:
+        """One round: claim a window of due deliveries, send them at once, record outcomes."""
+        claimed = await claim_due_deliveries(self.runtime, self.runtime.clock(),
+                                             self.runtime.settings.callback_window)
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(attempt_delivery(self.runtime, self._http(), delivery)
+                                         for delivery in claimed))
+        await record_attempts(self.runtime, list(results), self.runtime.clock())
+        for result in results:
+            if result.delivered:
+                self.delivered += 1
+            else:
+                self.failed_attempts += 1
+                # Not the URL: a tenant may have put a token in its query.
+                log.info("callback %s (%s) not delivered: %s", result.delivery.id,
+                         result.delivery.event, result.error)
+        return len(claimed)
