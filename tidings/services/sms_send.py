@@ -187,7 +187,8 @@ def build_message_row(plan: SendPlan, sender: Sender, request: SendRequest, *, n
         variables = list(found) if found is not None else []
     price = (app.price_per_segment_minor or 0) * info.segments if sender.mode == "live" else 0
     row: dict[str, Any] = {
-        "id": new_id(), "tenant_id": sender.tenant_id, "channel_account_id": app.id,
+        "id": new_id(), "seq": None, "tenant_id": sender.tenant_id,
+        "channel_account_id": app.id,
         "direction": OUTBOUND, "mode": sender.mode, "client_ref": client_ref,
         "batch_id": batch_id, "android_message_id": None, "to_number": phone,
         "from_number": sender_id, "text": text,

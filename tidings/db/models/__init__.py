@@ -8,7 +8,7 @@ from tidings.db.models.android import (
     AndroidToken,
     AndroidWebhook,
 )
-from tidings.db.models.callbacks import CallbackDelivery, WebhookEndpoint
+from tidings.db.models.callbacks import CallbackDelivery, ServiceProfile, WebhookEndpoint
 from tidings.db.models.channels import ChannelAccount, DltTemplate
 from tidings.db.models.contacts import Contact, ContactLabel
 from tidings.db.models.messages import (
@@ -25,5 +25,5 @@ from tidings.db.models.wallet import Wallet, WalletEntry
 __all__ = ["AndroidCode", "AndroidDevice", "AndroidLogin", "AndroidMessage", "AndroidToken",
            "AndroidWebhook", "ApiKey", "Batch", "CallbackDelivery", "ChannelAccount", "Contact",
            "ContactLabel", "DltTemplate", "Membership", "Message", "MessageEvent", "OutboxJob",
-           "Tenant", "TenantTag",
+           "ServiceProfile", "Tenant", "TenantTag",
            "UnmatchedReport", "User", "Wallet", "WalletEntry", "WebhookEndpoint"]

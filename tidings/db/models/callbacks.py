@@ -1,4 +1,5 @@
-"""Tenants' callback endpoints and the durable queue of callbacks to them.
+"""Tenants' callback endpoints (webhook endpoints, service profiles) and the durable queue of
+callbacks to them.
 
 A ``callback_deliveries`` row is one event bound for one URL, written in the same transaction
 as the change it reports, so an event is never lost between the change and its callback. Its
@@ -32,13 +33,33 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ServiceProfile(Base):
+    """Where an SMS app's inbound messages (``POST``) and delivery receipts (``PATCH``) go, in
+    the service-profile shapes. ``api_secret`` is a ``SecretBox`` token bound to the row id, or
+    None (then callbacks carry no ``Authorization``); ``events`` holds ``inbound`` and/or
+    ``delivery``."""
+
+    __tablename__ = "service_profiles"
+    __table_args__ = (Index("ix_service_profiles_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    callback_url: Mapped[str] = mapped_column(Text)
+    api_secret: Mapped[str | None] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CallbackDelivery(Base):
     """One event bound for one URL, and how its delivery went.
 
     ``state``: ``pending`` (due at ``next_attempt_at``; while a sender holds it, that is when
     its lease runs out, so a sender that died leaves it due again), ``delivered`` (a 2xx),
     ``failed`` (given up after ``TIDINGS_CALLBACK_MAX_AGE_SECONDS``). ``endpoint_id`` is the
-    webhook endpoint whose secret signs it; deleting the endpoint deletes its queue.
+    webhook endpoint whose secret signs it (HMAC), ``profile_id`` the service profile whose
+    ``api_secret`` signs it (JWT); deleting either deletes its queue.
     """
 
     __tablename__ = "callback_deliveries"
@@ -54,6 +75,8 @@ class CallbackDelivery(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     endpoint_id: Mapped[str | None] = mapped_column(
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    profile_id: Mapped[str | None] = mapped_column(
+        ForeignKey("service_profiles.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(id_column_type())
     event: Mapped[str] = mapped_column(String(40))
     message_id: Mapped[str | None] = mapped_column(id_column_type())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, JsonType, UTCDateTime, id_column_type
@@ -44,6 +44,9 @@ class ChannelAccount(Base):
     daily_day: Mapped[date | None] = mapped_column(Date)
     daily_sent: Mapped[int] = mapped_column(Integer, default=0)
     daily_segments: Mapped[int] = mapped_column(Integer, default=0)
+    service_profile_id: Mapped[str | None] = mapped_column(
+        ForeignKey("service_profiles.id", ondelete="SET NULL"))
+    p2p_enabled: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -42,6 +42,7 @@ class Message(Base):
         Index("ix_messages_batch_id_state", "batch_id", "state"),
         Index("ix_messages_android_message_id", "android_message_id"),
         Index("uq_messages_tenant_id_client_ref", "tenant_id", "client_ref", unique=True),
+        Index("uq_messages_seq", "seq", unique=True),
         Index("uq_messages_inbound_provider_message_id", "channel_account_id",
               "provider_message_id", unique=True,
               sqlite_where=text("direction = 'inbound'"),
@@ -49,6 +50,8 @@ class Message(Base):
     )
 
     id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    """The message's number (inbound messages: the service-profile callback's ``id``)."""
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     channel_account_id: Mapped[str] = mapped_column(
         ForeignKey("channel_accounts.id", ondelete="CASCADE"))
