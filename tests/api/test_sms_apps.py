@@ -108,7 +108,8 @@ async def test_create_answers_the_whole_app(
         "id": body["id"], "name": "India OTP", "provider": "MSG91", "sender_id": "ACMEIN",
         "dlt_entity_id": "1101456789012345678", "provider_credentials_set": ["auth_key"],
         "provider_config": body["provider_config"], "rate_limit": "20/s", "daily_limit": 5000,
-        "price_per_segment_minor": 12, "is_default": True, "daily_sent": 0,
+        "price_per_segment_minor": 12, "is_default": True, "service_profile_id": None,
+        "p2p_enabled": False, "daily_sent": 0,
         "daily_segments": 0, "inbound_webhook_url": f"{hooks}/inbound/?token={token}",
         "dlr_webhook_url": f"{hooks}/dlr/?token={token}", "registration_token": None,
         "created_at": "2026-11-24T12:00:00Z", "updated_at": "2026-11-24T12:00:00Z"}

@@ -5,7 +5,9 @@ Credentials are validated by the provider's ``credentials_model`` and stored onl
 values. Each app gets a random webhook token, which the webhook URLs carry for providers that
 cannot sign their webhooks. One app per tenant may be the default (the first app always is).
 Deleting an app marks it ``deleted``: its messages keep their history, it answers 404 and sends
-nothing more (queued messages fail with ``app_deleted`` when claimed).
+nothing more (queued messages fail with ``app_deleted`` when claimed). An app may name one of
+the tenant's service profiles (``service_profile_id``: where its inbound messages and delivery
+receipts are called back) and may forward inbound SMS to full numbers (``p2p_enabled``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.config import parse_rate
-from tidings.db.models import ChannelAccount
-from tidings.db.repos.scoped import owned_by
+from tidings.db.models import ChannelAccount, ServiceProfile
+from tidings.db.repos.scoped import get_owned, owned_by
 from tidings.domain.crypto import SecretBox
 from tidings.domain.dlt import sender_id_problem
 from tidings.domain.ids import new_id
@@ -50,6 +52,8 @@ class SmsAppFields:
     daily_limit: int | None = None
     price_per_segment_minor: int | None = None
     is_default: bool | None = None
+    service_profile_id: str | None = None
+    p2p_enabled: bool | None = None
     unset: frozenset[str] = frozenset()
 
 
@@ -83,7 +87,8 @@ async def create_sms_app(session: AsyncSession, box: SecretBox, *, tenant_id: st
                          fields: SmsAppFields, default_rate_limit: str,
                          now: datetime) -> ChannelAccount:
     """Install a provider account for the tenant. Raises ``InvalidInput`` listing every bad
-    field (unknown provider, credentials or config the provider refuses, bad rate)."""
+    field (unknown provider, credentials or config the provider refuses, bad rate, a service
+    profile that is not the tenant's)."""
     if fields.name is None or fields.provider is None:
         raise InvalidInput.for_field("name" if fields.name is None else "provider",
                                      "is required")
@@ -91,6 +96,7 @@ async def create_sms_app(session: AsyncSession, box: SecretBox, *, tenant_id: st
     credentials, config = _validated_provider_fields(
         fields.provider, fields.provider_credentials or {}, fields.provider_config or {})
     _check_plain_fields(fields, fields.provider)
+    await _check_service_profile(session, tenant_id, fields.service_profile_id)
     has_apps = (await session.execute(
         owned_by(ChannelAccount, tenant_id).where(ChannelAccount.kind == SMS_KIND,
                                                   ChannelAccount.status == ACTIVE).limit(1)
@@ -106,8 +112,9 @@ async def create_sms_app(session: AsyncSession, box: SecretBox, *, tenant_id: st
         credential_keys=sorted(credentials), webhook_token=secrets.token_urlsafe(24),
         rate_limit=(fields.rate_limit or default_rate_limit).strip(),
         daily_limit=fields.daily_limit, price_per_segment_minor=fields.price_per_segment_minor,
-        is_default=is_default, status=ACTIVE, daily_day=None, daily_sent=0, daily_segments=0,
-        created_at=now, updated_at=now)
+        is_default=is_default, service_profile_id=fields.service_profile_id,
+        p2p_enabled=bool(fields.p2p_enabled), status=ACTIVE, daily_day=None, daily_sent=0,
+        daily_segments=0, created_at=now, updated_at=now)
     session.add(account)
     await session.flush()
     return account
@@ -137,6 +144,7 @@ async def update_sms_app(session: AsyncSession, box: SecretBox, *, tenant_id: st
         account.config = config
         account.provider = provider
     _check_plain_fields(fields, provider)
+    await _check_service_profile(session, tenant_id, fields.service_profile_id)
     if fields.name is not None:
         account.name = fields.name.strip()
     for name in ("sender_id", "dlt_entity_id"):
@@ -145,13 +153,15 @@ async def update_sms_app(session: AsyncSession, box: SecretBox, *, tenant_id: st
             setattr(account, name, _blank_to_none(value))
     if fields.rate_limit is not None:
         account.rate_limit = fields.rate_limit.strip()
-    for name in ("daily_limit", "price_per_segment_minor"):
+    for name in ("daily_limit", "price_per_segment_minor", "service_profile_id"):
         value = getattr(fields, name)
         if value is not None or name in fields.unset:
             setattr(account, name, value)
     if fields.is_default:
         await _clear_default(session, tenant_id)
         account.is_default = True
+    if fields.p2p_enabled is not None:
+        account.p2p_enabled = fields.p2p_enabled
     account.updated_at = now
     await session.flush()
     return account
@@ -250,6 +260,14 @@ def _check_plain_fields(fields: SmsAppFields, provider: str) -> None:
         problem = sender_id_problem(fields.sender_id.strip())
         if problem:
             raise InvalidInput.for_field("sender_id", problem)
+
+
+async def _check_service_profile(session: AsyncSession, tenant_id: str,
+                                 profile_id: str | None) -> None:
+    if profile_id is not None and await get_owned(session, ServiceProfile, tenant_id,
+                                                  profile_id) is None:
+        raise InvalidInput.for_field("service_profile_id", f"no service profile {profile_id}",
+                                     "service_profile_not_found")
 
 
 async def _clear_default(session: AsyncSession, tenant_id: str) -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from tidings.api.native import (
     auth,
     contacts,
+    service_profiles,
     sms_apps,
     sms_broadcast,
     sms_messages,
@@ -32,5 +33,6 @@ router.include_router(tenant_api_keys.router)
 router.include_router(tenant_webhooks.router)
 router.include_router(contacts.router)
 router.include_router(sms_apps.router)
+router.include_router(service_profiles.router)
 router.include_router(sms_templates.router)
 router.include_router(sms_webhooks.router)

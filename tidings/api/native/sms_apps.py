@@ -51,6 +51,10 @@ class SmsAppBody(BaseModel):
     daily_limit: int | None
     price_per_segment_minor: int | None
     is_default: bool
+    service_profile_id: str | None = Field(description=(
+        "The service profile its inbound messages and delivery receipts are called back to."))
+    p2p_enabled: bool = Field(description=(
+        "Inbound SMS to a full number (9+ digits) are forwarded as SMS to that number."))
     daily_sent: int
     daily_segments: int
     inbound_webhook_url: str
@@ -77,6 +81,11 @@ class SmsAppCreate(RequestBody):
     price_per_segment_minor: int | None = Field(default=None, ge=0, description=(
         "Debited from the tenant wallet per segment sent (live keys); null for free."))
     is_default: bool = False
+    service_profile_id: str | None = Field(default=None, description=(
+        "One of the tenant's service profiles (/sms/v1/service-profiles/), or null for none."))
+    p2p_enabled: bool = Field(default=False, description=(
+        "Forward inbound SMS addressed to a full number (9+ digits) as SMS to that number "
+        "instead of calling back."))
 
 
 class SmsAppUpdate(RequestBody):
@@ -91,6 +100,8 @@ class SmsAppUpdate(RequestBody):
     daily_limit: int | None = Field(default=None, ge=1)
     price_per_segment_minor: int | None = Field(default=None, ge=0)
     is_default: bool | None = None
+    service_profile_id: str | None = Field(default=None, description="null clears it.")
+    p2p_enabled: bool | None = None
 
 
 def _view(account: ChannelAccount, runtime: Runtime) -> SmsAppBody:
@@ -103,7 +114,8 @@ def _view(account: ChannelAccount, runtime: Runtime) -> SmsAppBody:
         provider_credentials_set=list(account.credential_keys),
         provider_config=account.config, rate_limit=account.rate_limit,
         daily_limit=account.daily_limit, price_per_segment_minor=account.price_per_segment_minor,
-        is_default=account.is_default, daily_sent=account.daily_sent,
+        is_default=account.is_default, service_profile_id=account.service_profile_id,
+        p2p_enabled=account.p2p_enabled, daily_sent=account.daily_sent,
         daily_segments=account.daily_segments, inbound_webhook_url=inbound,
         dlr_webhook_url=dlr, registration_token=registration, created_at=account.created_at,
         updated_at=account.updated_at)
