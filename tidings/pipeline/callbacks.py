@@ -5,8 +5,9 @@ Each round claims due deliveries (``claim_due_deliveries``): a delivery is due a
 pending, so one message's callbacks reach a receiver in order, however long it was down.
 Claiming moves ``next_attempt_at`` to the end of a lease (``TIDINGS_LEASE_SECONDS``): a sender
 that dies leaves its deliveries due again, never lost. Each delivery is POSTed with its stored
-body, signed (``domain.callbacks.hmac_headers`` with its endpoint's secret) and carrying
-``X-Tidings-Event-Id``; up to ``TIDINGS_CALLBACK_WINDOW`` go at once.
+body, signed (``signing_headers``: HMAC with its webhook endpoint's secret, or a JWT with its
+service profile's ``api_secret``) and carrying ``X-Tidings-Event-Id``; up to
+``TIDINGS_CALLBACK_WINDOW`` go at once.
 
 Any 2xx delivers it. Anything else (another status, a timeout after
 ``TIDINGS_CALLBACK_TIMEOUT_SECONDS``, a connection error, a URL that now resolves to an internal
@@ -20,20 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 import httpx
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
-from tidings.db.models import CallbackDelivery, WebhookEndpoint
-from tidings.domain.callbacks import gives_up, hmac_headers, retry_delay_seconds
+from tidings.db.models import CallbackDelivery, ServiceProfile, WebhookEndpoint
+from tidings.domain.callbacks import (
+    bearer_header,
+    callback_jwt,
+    gives_up,
+    hmac_headers,
+    retry_delay_seconds,
+)
 from tidings.domain.crypto import DecryptionError
+from tidings.domain.ids import new_id
 from tidings.runtime import Runtime
-from tidings.services.callback_events import DELIVERED, FAILED, PENDING
+from tidings.services.callback_queue import DELIVERED, FAILED, PENDING
 from tidings.services.callback_urls import UnsafeCallbackUrl, check_callback_url
+from tidings.services.service_profiles import open_api_secret
 from tidings.services.webhooks import open_secret
 
 log = logging.getLogger(__name__)
@@ -46,16 +55,23 @@ MAX_ERROR_CHARS: Final = 500
 
 
 @dataclass(frozen=True)
+class Signing:
+    kind: Literal["hmac", "jwt"]
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ClaimedDelivery:
     """What sending one delivery needs, read when it was claimed."""
 
     id: int
+    tenant_id: str
     event_id: str
     event: str
     url: str
     method: str
     body: str
-    secret: str | None
+    signing: Signing | None
     attempts: int
     created_at: datetime
 
@@ -78,8 +94,9 @@ async def claim_due_deliveries(runtime: Runtime, now: datetime,
     waiting_behind = exists().where(and_(
         earlier.message_id == CallbackDelivery.message_id, earlier.url == CallbackDelivery.url,
         earlier.state == PENDING, earlier.id < CallbackDelivery.id))
-    query = (select(CallbackDelivery, WebhookEndpoint.secret, WebhookEndpoint.id)
+    query = (select(CallbackDelivery, WebhookEndpoint.secret, ServiceProfile.api_secret)
              .outerjoin(WebhookEndpoint, WebhookEndpoint.id == CallbackDelivery.endpoint_id)
+             .outerjoin(ServiceProfile, ServiceProfile.id == CallbackDelivery.profile_id)
              .where(CallbackDelivery.state == PENDING, CallbackDelivery.next_attempt_at <= now,
                     ~waiting_behind)
              .order_by(CallbackDelivery.next_attempt_at, CallbackDelivery.id).limit(limit))
@@ -96,19 +113,42 @@ async def claim_due_deliveries(runtime: Runtime, now: datetime,
                               .execution_options(synchronize_session=False))
         await session.commit()
     claimed = []
-    for delivery, sealed, endpoint_id in rows:
-        secret = None
-        if sealed is not None:
-            try:
-                secret = open_secret(runtime.secret_box, endpoint_id, sealed)
-            except DecryptionError:
-                log.error("callback %s: its endpoint's secret cannot be decrypted "
-                          "(TIDINGS_SECRET_KEY changed?)", delivery.id)
+    for delivery, endpoint_secret, profile_secret in rows:
         claimed.append(ClaimedDelivery(
-            id=delivery.id, event_id=delivery.event_id, event=delivery.event, url=delivery.url,
-            method=delivery.method, body=delivery.body, secret=secret,
+            id=delivery.id, tenant_id=delivery.tenant_id, event_id=delivery.event_id,
+            event=delivery.event, url=delivery.url, method=delivery.method, body=delivery.body,
+            signing=_signing(runtime, delivery, endpoint_secret, profile_secret),
             attempts=delivery.attempts, created_at=delivery.created_at))
     return claimed
+
+
+def _signing(runtime: Runtime, delivery: CallbackDelivery, endpoint_secret: str | None,
+             profile_secret: str | None) -> Signing | None:
+    """How to sign ``delivery``: HMAC with its endpoint's secret, a JWT with its profile's
+    ``api_secret``, or not at all (a profile without one)."""
+    try:
+        if delivery.endpoint_id is not None and endpoint_secret is not None:
+            return Signing("hmac", open_secret(runtime.secret_box, delivery.endpoint_id,
+                                               endpoint_secret))
+        if delivery.profile_id is not None and profile_secret is not None:
+            return Signing("jwt", open_api_secret(runtime.secret_box, delivery.profile_id,
+                                                  profile_secret))
+    except DecryptionError:
+        log.error("callback %s: its signing secret cannot be decrypted (TIDINGS_SECRET_KEY "
+                  "changed?); sent unsigned", delivery.id)
+    return None
+
+
+def signing_headers(delivery: ClaimedDelivery, body: bytes, now: datetime) -> dict[str, str]:
+    """``X-Tidings-Timestamp`` and ``X-Tidings-Signature`` (HMAC), or ``Authorization: Bearer``
+    with a JWT whose ``jti`` is new on every try; nothing for an unsigned delivery."""
+    if delivery.signing is None:
+        return {}
+    seconds = int(now.timestamp())
+    if delivery.signing.kind == "hmac":
+        return hmac_headers(delivery.signing.secret, body, seconds)
+    return bearer_header(callback_jwt(delivery.signing.secret, tenant_id=delivery.tenant_id,
+                                      jti=new_id(), now_seconds=seconds))
 
 
 async def attempt_delivery(runtime: Runtime, client: httpx.AsyncClient,
@@ -122,8 +162,7 @@ async def attempt_delivery(runtime: Runtime, client: httpx.AsyncClient,
     body = delivery.body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                EVENT_ID_HEADER: delivery.event_id, EVENT_HEADER: delivery.event}
-    if delivery.secret is not None:
-        headers |= hmac_headers(delivery.secret, body, int(runtime.clock().timestamp()))
+    headers |= signing_headers(delivery, body, runtime.clock())
     try:
         response = await client.request(delivery.method, delivery.url, content=body,
                                         headers=headers)

@@ -12,30 +12,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.models import CallbackDelivery, Message, WebhookEndpoint
 from tidings.domain.ids import new_id
-from tidings.services.sms_messages import message_view
+from tidings.services import profile_callbacks
+from tidings.services.callback_queue import (
+    MessageSnapshot,
+    delivery_row,
+    json_value,
+    rfc3339,
+)
 from tidings.services.webhooks import MESSAGE_INBOUND, MESSAGE_STATUS
-
-PENDING: Final = "pending"
-DELIVERED: Final = "delivered"
-FAILED: Final = "failed"
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2026-11-24T12:00:00.123456Z``: UTC with a ``Z``, as every callback writes times."""
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _json_value(value: Any) -> Any:
-    return rfc3339(value) if isinstance(value, datetime) else value
 
 
 def envelope(event_id: str, event: str, tenant_id: str, occurred_at: datetime,
@@ -43,7 +35,7 @@ def envelope(event_id: str, event: str, tenant_id: str, occurred_at: datetime,
     """The JSON body of one event, as sent on every attempt."""
     return json.dumps({"id": event_id, "event": event, "tenant_id": tenant_id,
                        "occurred_at": rfc3339(occurred_at),
-                       "data": {key: _json_value(value) for key, value in data.items()}},
+                       "data": {key: json_value(value) for key, value in data.items()}},
                       ensure_ascii=False, separators=(",", ":"))
 
 
@@ -61,19 +53,6 @@ async def _endpoints_by_tenant(session: AsyncSession, tenant_ids: set[str],
     return found
 
 
-@dataclass(frozen=True)
-class MessageSnapshot:
-    """A message as it was right after one change (a batch of reports may change it twice)."""
-
-    tenant_id: str
-    message_id: str
-    view: dict[str, Any]
-
-    @classmethod
-    def of(cls, message: Message) -> MessageSnapshot:
-        return cls(message.tenant_id, message.id, message_view(message))
-
-
 async def enqueue_message_events(session: AsyncSession, event: str,
                                  snapshots: Sequence[MessageSnapshot], now: datetime) -> int:
     """Queue ``event`` for each snapshot (in order) to every endpoint of its tenant that takes
@@ -86,12 +65,10 @@ async def enqueue_message_events(session: AsyncSession, event: str,
             continue
         event_id = new_id()
         body = envelope(event_id, event, snapshot.tenant_id, now, snapshot.view)
-        rows += [{"tenant_id": snapshot.tenant_id, "endpoint_id": endpoint.id,
-                  "event_id": event_id, "event": event, "message_id": snapshot.message_id,
-                  "url": endpoint.url, "method": "POST", "body": body, "state": PENDING,
-                  "attempts": 0, "next_attempt_at": now, "last_status_code": None,
-                  "last_error": None, "created_at": now, "updated_at": now,
-                  "completed_at": None} for endpoint in targets]
+        rows += [delivery_row(tenant_id=snapshot.tenant_id, event_id=event_id, event=event,
+                              message_id=snapshot.message_id, url=endpoint.url, method="POST",
+                              body=body, now=now, endpoint_id=endpoint.id)
+                 for endpoint in targets]
     if rows:
         await session.execute(insert(CallbackDelivery), rows)
     return len(rows)
@@ -99,11 +76,18 @@ async def enqueue_message_events(session: AsyncSession, event: str,
 
 async def message_status_changed(session: AsyncSession, snapshots: Sequence[MessageSnapshot],
                                  now: datetime) -> int:
-    """``message.status`` for each change of a message's state."""
-    return await enqueue_message_events(session, MESSAGE_STATUS, snapshots, now)
+    """``message.status`` to the tenants' endpoints and a delivery receipt to the apps'
+    service profiles, for each change of a message's state."""
+    queued = await enqueue_message_events(session, MESSAGE_STATUS, snapshots, now)
+    return queued + await profile_callbacks.enqueue_receipts(session, snapshots, now)
 
 
-async def message_received(session: AsyncSession, message: Message, now: datetime) -> int:
-    """``message.inbound`` for a stored inbound message."""
-    return await enqueue_message_events(session, MESSAGE_INBOUND, [MessageSnapshot.of(message)],
-                                        now)
+async def message_received(session: AsyncSession, message: Message, now: datetime, *,
+                           to_profile: bool = True) -> int:
+    """``message.inbound`` to the tenant's endpoints and, unless ``to_profile`` is False (a
+    P2P message forwarded instead), the inbound callback to its app's service profile."""
+    queued = await enqueue_message_events(session, MESSAGE_INBOUND,
+                                          [MessageSnapshot.of(message)], now)
+    if to_profile:
+        queued += await profile_callbacks.enqueue_inbound(session, message, now)
+    return queued

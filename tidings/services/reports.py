@@ -21,13 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.models import ChannelAccount, Message, MessageEvent, UnmatchedReport
+from tidings.db.repos.message_numbers import next_message_number
 from tidings.domain.ids import new_id
 from tidings.domain.phone import to_e164
 from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState, merge_report
 from tidings.providers.base import InboundMessage, StatusUpdate, UnknownStatus, WebhookEvent
-from tidings.services import callback_events
-from tidings.services.callback_events import MessageSnapshot
+from tidings.services import callback_events, inbound_routing
+from tidings.services.callback_queue import MessageSnapshot
 
 INBOUND = "inbound"
 
@@ -158,7 +159,8 @@ async def store_inbound(session: AsyncSession, account: ChannelAccount, event: I
     info = count_segments(event.text)
     received = event.received_at or now
     message = Message(
-        id=new_id(), tenant_id=account.tenant_id, channel_account_id=account.id,
+        id=new_id(), seq=await next_message_number(session), tenant_id=account.tenant_id,
+        channel_account_id=account.id,
         direction=INBOUND, mode="live", client_ref=None, batch_id=None,
         to_number=_as_e164(event.to_number), from_number=_as_e164(event.from_number),
         text=event.text, encoding=info.encoding.value, segments=min(info.segments, 255),
@@ -174,7 +176,9 @@ async def store_inbound(session: AsyncSession, account: ChannelAccount, event: I
             session.add(_event(message, "inbound", None, MessageState.RECEIVED.value, now, {}))
     except IntegrityError:  # the same inbound message, stored by a concurrent delivery
         return False
-    await callback_events.message_received(session, message, now)
+    forwarded = await inbound_routing.forward_person_to_person(session, account, message, now)
+    await callback_events.message_received(session, message, now,
+                                           to_profile=forwarded is None)
     return True
 
 
