@@ -1,7 +1,9 @@
-"""``/tenants/webhooks/…``: tenant-wide endpoints for neutral events, signed with HMAC.
+"""``/tenants/webhooks/…``: tenant-wide endpoints for neutral events, signed with HMAC, and
+every callback delivery of the tenant (webhooks and service profiles) with its replay.
 
 Rules (URL checks, events, secrets): ``tidings.services.webhooks``; delivery and retries:
-``tidings.pipeline.callbacks``. Managing them needs ``apps.manage``.
+``tidings.pipeline.callbacks``; replays: ``tidings.services.callback_deliveries``. Changing
+anything needs ``apps.manage``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from tidings.api.deps import DbSession, Reader, RuntimeDep, requires
-from tidings.api.schemas import ErrorBody, RequestBody
-from tidings.db.models import WebhookEndpoint
+from tidings.api.pagination import Pagination
+from tidings.api.schemas import ErrorBody, Page, RequestBody
+from tidings.db.models import CallbackDelivery, WebhookEndpoint
 from tidings.domain.roles import Permission
-from tidings.services import webhooks
+from tidings.services import callback_deliveries, webhooks
 from tidings.services.auth import Principal
 
 router = APIRouter(prefix="/tenants", tags=["webhooks"],
@@ -86,3 +89,44 @@ async def delete_webhook(endpoint_id: str, caller: WebhooksManager,
                          session: DbSession) -> Response:
     await webhooks.delete_endpoint(session, caller.tenant_id, endpoint_id)
     return Response(status_code=204)
+
+
+class DeliveryBody(BaseModel):
+    id: int
+    event: str
+    event_id: str = Field(description="X-Tidings-Event-Id: the same on every try.")
+    message_id: str | None
+    url: str
+    method: str
+    state: str = Field(description="pending, delivered or failed (given up).")
+    attempts: int
+    last_status_code: int | None = Field(description="The receiver's last answer, if any.")
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+def _delivery(delivery: CallbackDelivery) -> DeliveryBody:
+    return DeliveryBody.model_validate(delivery, from_attributes=True)
+
+
+@router.get("/webhooks/deliveries/", response_model=Page[DeliveryBody],
+            summary="The tenant's callback deliveries, newest first")
+async def list_deliveries(caller: Reader, session: DbSession, page: Pagination,
+                          state: str | None = None,
+                          message_id: str | None = None) -> Page[DeliveryBody]:
+    found, total = await callback_deliveries.list_deliveries_page(
+        session, caller.tenant_id, limit=page.limit, offset=page.offset, state=state,
+        message_id=message_id)
+    return page.page([_delivery(d) for d in found], total)
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/replay/", response_model=DeliveryBody,
+             summary="Send a callback again, now (apps.manage)",
+             responses={404: {"model": ErrorBody}})
+async def replay_delivery(delivery_id: int, caller: WebhooksManager, session: DbSession,
+                          runtime: RuntimeDep) -> DeliveryBody:
+    delivery = await callback_deliveries.replay_delivery(session, caller.tenant_id, delivery_id,
+                                                         runtime.clock())
+    return _delivery(delivery)
