@@ -74,6 +74,24 @@ async def sent_message(runtime: Runtime, tenant: TenantHandle, provider_id: str,
         return SentMessage(app.id, str(row.row["id"]))
 
 
+async def queued_message(runtime: Runtime, tenant: TenantHandle, *,
+                         ttl: int | None = None) -> SentMessage:
+    """A message waiting in the queue, through a new simulator app."""
+    async with runtime.sessions() as session:
+        app = await create_sms_app(
+            session, runtime.secret_box, tenant_id=tenant.tenant_id,
+            fields=SmsAppFields(name="Sim", provider="SIMULATOR", sender_id=OUR_NUMBER,
+                                provider_credentials={}, provider_config={}),
+            default_rate_limit="100/min", now=runtime.clock())
+        row = build_message_row(SendPlan(app=app, template_body=None),
+                                Sender(tenant.tenant_id, "US", "live"),
+                                SendRequest(phone=PHONE, text="Your code is 1234", ttl=ttl),
+                                now=runtime.clock(), max_segments=10)
+        await store_messages(session, [row], runtime.clock())
+        await session.commit()
+        return SentMessage(app.id, str(row.row["id"]))
+
+
 async def report(runtime: Runtime, provider_id: str, state: str, word: str,
                  error_code: str | None = None, error_detail: str | None = None) -> None:
     """Apply the provider's report on the message it accepted as ``provider_id``."""

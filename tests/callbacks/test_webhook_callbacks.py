@@ -7,11 +7,13 @@ Signatures are checked here with ``hmac`` and ``hashlib`` directly, not with the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from datetime import datetime
 
+import httpx
 from sqlalchemy import select
 
 from tests.callbacks.steps import (
@@ -19,6 +21,7 @@ from tests.callbacks.steps import (
     WEBHOOK_SECRET,
     Receiver,
     add_endpoint,
+    queued_message,
     report,
     sent_message,
     stored_deliveries,
@@ -26,10 +29,11 @@ from tests.callbacks.steps import (
 from tests.conftest import FakeClock, TenantFactory
 from tests.fakes.callback_receiver import ReceivedCallback
 from tidings.db.models import ChannelAccount
-from tidings.pipeline.callbacks import CallbackSender
+from tidings.pipeline.callbacks import CallbackSender, claim_due_deliveries
+from tidings.pipeline.dispatcher import Dispatcher
 from tidings.providers.base import InboundMessage
 from tidings.runtime import Runtime
-from tidings.services import reports
+from tidings.services import reports, sms_upkeep
 
 
 def _signed_correctly(request: ReceivedCallback, at: datetime) -> bool:
@@ -209,3 +213,79 @@ async def test_an_address_that_is_internal_at_delivery_time_is_not_called(
     [row] = await stored_deliveries(runtime)
     assert (row.state, row.attempts) == ("pending", 1)
     assert "private or loopback" in (row.last_error or "")
+
+
+async def _states_sent(fake_requests: list[ReceivedCallback]) -> list[str]:
+    return [json.loads(request.body)["data"]["state"] for request in fake_requests]
+
+
+async def test_the_dispatchers_send_is_a_status_change_too(
+        runtime: Runtime, sender: CallbackSender, tenants: TenantFactory,
+        receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    await add_endpoint(runtime, tenant, f"{base_url}/hooks", events=("message.status",))
+    queued = await queued_message(runtime, tenant)
+    dispatcher = Dispatcher(runtime)
+
+    await dispatcher.claim_and_send()
+    while dispatcher._tasks:
+        await asyncio.gather(*list(dispatcher._tasks))
+    await dispatcher.flush_results()
+    await sender.deliver_due()
+
+    assert await _states_sent(fake.requests) == ["sent"]
+    assert json.loads(fake.requests[0].body)["data"]["id"] == queued.message_id
+
+
+async def test_a_cancel_through_the_api_is_a_status_change(
+        client: httpx.AsyncClient, runtime: Runtime, sender: CallbackSender,
+        tenants: TenantFactory, receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    await add_endpoint(runtime, tenant, f"{base_url}/hooks", events=("message.status",))
+    queued = await queued_message(runtime, tenant)
+
+    cancelled = await client.post(f"/sms/v1/messages/{queued.message_id}/cancel/",
+                                  headers=tenant.headers)
+    await sender.deliver_due()
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert await _states_sent(fake.requests) == ["cancelled"]
+
+
+async def test_expiring_in_the_queue_is_a_status_change(
+        runtime: Runtime, sender: CallbackSender, tenants: TenantFactory, clock: FakeClock,
+        receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    await add_endpoint(runtime, tenant, f"{base_url}/hooks", events=("message.status",))
+    await queued_message(runtime, tenant, ttl=60)
+
+    clock.advance(61)
+    async with runtime.sessions() as session:
+        await sms_upkeep.expire_overdue(session, runtime.clock())
+        await session.commit()
+    await sender.deliver_due()
+
+    assert await _states_sent(fake.requests) == ["expired"]
+
+
+async def test_a_callback_whose_sender_died_mid_delivery_is_sent_after_its_lease(
+        runtime: Runtime, sender: CallbackSender, tenants: TenantFactory, clock: FakeClock,
+        receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    await add_endpoint(runtime, tenant, f"{base_url}/hooks", events=("message.status",))
+    await sent_message(runtime, tenant, "prov-1")
+    await report(runtime, "prov-1", "delivered", "DELIVRD")
+
+    [claimed] = await claim_due_deliveries(runtime, clock.now, 10)  # then the process dies
+    clock.advance(runtime.settings.lease_seconds - 1)
+    during_lease = await sender.deliver_due()
+    clock.advance(1)
+    after_lease = await sender.deliver_due()
+
+    assert (during_lease, after_lease) == (0, 1)
+    [request] = fake.requests
+    assert request.headers["x-tidings-event-id"] == claimed.event_id

@@ -37,9 +37,14 @@ from tidings.domain.states import MessageState
 from tidings.providers._http import redact
 from tidings.providers.base import Accepted, Reject, Retry, SendOutcome
 from tidings.providers.sms import simulator
+from tidings.services import callback_events
+from tidings.services.callback_queue import MessageSnapshot
 from tidings.services.reports import apply_unmatched_reports
 
 _S = MessageState
+_SHOWN = frozenset({_S.SENT.value, _S.FAILED.value, _S.EXPIRED.value})
+"""States an attempt ends in that tenants hear about (``message.status``, receipts); a retry
+goes back to ``queued``, which they do not."""
 
 
 @dataclass
@@ -105,6 +110,7 @@ class OutcomeRecorder:
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         events: list[dict[str, Any]] = []
         accepted: list[Message] = []
+        changed: list[MessageSnapshot] = []
         daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         zones: dict[str, ZoneInfo] = {}
         for attempt in attempts:
@@ -117,6 +123,10 @@ class OutcomeRecorder:
                            "created_at": now, **event})
             state = values["state"]
             self.stats.by_state[state] += 1
+            if state in _SHOWN:
+                for column, value in values.items():
+                    setattr(message, column, value)  # the recorder's copy, for the callback
+                changed.append(MessageSnapshot.of(message))
             if state == _S.SENT.value:
                 message.provider_message_id = values["provider_message_id"]
                 accepted.append(message)
@@ -138,6 +148,7 @@ class OutcomeRecorder:
             today = now.astimezone(zones[account_id]).date()
             await _count_daily(session, account_id, today, count, segments)
             counted[account_id] = DailyCount(today, count)
+        await callback_events.message_status_changed(session, changed, now)
         if accepted:
             await apply_unmatched_reports(session, accepted, now)
         return counted

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from tidings.db.models import Message
-from tidings.services.sms_messages import message_view
+from tidings.services.message_view import message_view
 
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"

@@ -14,29 +14,10 @@ from tidings.db.models import Message, MessageEvent
 from tidings.db.repos.scoped import get_owned, owned_by
 from tidings.domain.states import MessageState
 from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.services import callback_events
+from tidings.services.callback_queue import MessageSnapshot
 
 _S = MessageState
-
-VIEW_FIELDS = (
-    ("id", "id"), ("direction", "direction"), ("state", "state"), ("phone", "to_number"),
-    ("sender_id", "from_number"), ("text", "text"), ("encoding", "encoding"),
-    ("segments", "segments"), ("priority", "priority"), ("sms_app_id", "channel_account_id"),
-    ("mode", "mode"), ("client_ref", "client_ref"), ("batch_id", "batch_id"),
-    ("dlt_template_id", "dlt_template_id"), ("callback_url", "callback_url"),
-    ("attempts", "attempts"), ("provider_message_id", "provider_message_id"),
-    ("error_code", "error_code"), ("error_detail", "error_detail"),
-    ("scheduled_at", "scheduled_at"), ("expires_at", "expires_at"),
-    ("created_at", "created_at"), ("updated_at", "updated_at"), ("sent_at", "sent_at"),
-    ("delivered_at", "delivered_at"), ("read_at", "read_at"), ("completed_at", "completed_at"),
-)
-"""The fields of a message as the native API shows it (``MessageBody``), and the ``messages``
-columns they show."""
-
-
-def message_view(message: Message) -> dict[str, Any]:
-    """The message as the native API shows it (datetimes as ``datetime``)."""
-    return {name: getattr(message, column) for name, column in VIEW_FIELDS}
-
 
 @dataclass(frozen=True)
 class MessageFilters:
@@ -112,4 +93,5 @@ async def cancel_message(session: AsyncSession, tenant_id: str, message_id: str,
                              detail={"reason": "cancelled by the tenant"}, created_at=now))
     await session.flush()
     await session.refresh(message)
+    await callback_events.message_status_changed(session, [MessageSnapshot.of(message)], now)
     return message

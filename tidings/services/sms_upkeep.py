@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant, UnmatchedReport
 from tidings.domain.states import MessageState
 from tidings.providers.sms import simulator
+from tidings.services import callback_events
 from tidings.services.android.messages import refresh_header_states
+from tidings.services.callback_queue import MessageSnapshot
 from tidings.services.reports import INBOUND, apply_status_updates, apply_unmatched_reports
 
 UNMATCHED_REPORT_RETENTION = timedelta(days=1)
@@ -63,6 +65,11 @@ async def expire_overdue(session: AsyncSession, now: datetime) -> int:
                     for row in rows)
     await refresh_header_states(session, (row.android_message_id for row in rows
                                           if row.android_message_id is not None))
+    expired = (await session.execute(select(Message).where(
+        Message.id.in_([row.id for row in rows]), Message.state == _S.EXPIRED.value)
+        .order_by(Message.id))).scalars()
+    await callback_events.message_status_changed(
+        session, [MessageSnapshot.of(message) for message in expired], now)
     return len(rows)
 
 

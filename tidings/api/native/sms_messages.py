@@ -27,7 +27,8 @@ from tidings.runtime import Runtime
 from tidings.services import sms_messages, sms_send
 from tidings.services.android import config as android_config
 from tidings.services.auth import Principal
-from tidings.services.sms_messages import VIEW_FIELDS, MessageFilters, message_view
+from tidings.services.message_view import VIEW_FIELDS, message_view
+from tidings.services.sms_messages import MessageFilters
 from tidings.services.sms_send import SendPreparer, SendRequest
 
 router = APIRouter(prefix="/sms/v1/messages", tags=["sms messages"],
