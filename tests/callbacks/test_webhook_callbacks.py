@@ -289,3 +289,43 @@ async def test_a_callback_whose_sender_died_mid_delivery_is_sent_after_its_lease
     assert (during_lease, after_lease) == (0, 1)
     [request] = fake.requests
     assert request.headers["x-tidings-event-id"] == claimed.event_id
+
+
+async def test_a_sends_own_callback_url_gets_its_status_changes_signed_with_the_tenant_secret(
+        client: httpx.AsyncClient, runtime: Runtime, sender: CallbackSender, clock: FakeClock,
+        tenants: TenantFactory, receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    app_id = (await queued_message(runtime, tenant)).app_id
+    sent = await client.post("/sms/v1/messages/", headers=tenant.headers, json={
+        "phone": PHONE, "text": "Your order shipped", "sms_app_id": app_id,
+        "callback_url": f"{base_url}/per-message"})
+    message_id = sent.json()["id"]
+
+    cancelled = await client.post(f"/sms/v1/messages/{message_id}/cancel/",
+                                  headers=tenant.headers)
+    await sender.deliver_due()
+    secret = (await client.get("/tenants/webhooks/signing-secret/",
+                               headers=tenant.headers)).json()["secret"]
+
+    assert (sent.status_code, cancelled.status_code) == (201, 200)
+    [request] = fake.requests
+    body = json.loads(request.body)
+    assert (request.path, body["event"], body["data"]["id"], body["data"]["state"]) == (
+        "/per-message", "message.status", message_id, "cancelled")
+    timestamp = str(int(clock.now.timestamp()))
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body,
+                        hashlib.sha256).hexdigest()
+    assert request.headers["x-tidings-signature"] == f"sha256={expected}"
+
+
+async def test_the_signing_secret_stays_the_same_once_made(
+        client: httpx.AsyncClient, tenants: TenantFactory) -> None:
+    tenant = await tenants.create()
+
+    first = await client.get("/tenants/webhooks/signing-secret/", headers=tenant.headers)
+    second = await client.get("/tenants/webhooks/signing-secret/", headers=tenant.headers)
+
+    assert first.status_code == 200
+    assert first.json()["secret"].startswith("whsec_")
+    assert first.json() == second.json()

@@ -5,9 +5,9 @@ Each round claims due deliveries (``claim_due_deliveries``): a delivery is due a
 pending, so one message's callbacks reach a receiver in order, however long it was down.
 Claiming moves ``next_attempt_at`` to the end of a lease (``TIDINGS_LEASE_SECONDS``): a sender
 that dies leaves its deliveries due again, never lost. Each delivery is POSTed with its stored
-body, signed (``signing_headers``: HMAC with its webhook endpoint's secret, or a JWT with its
-service profile's ``api_secret``) and carrying ``X-Tidings-Event-Id``; up to
-``TIDINGS_CALLBACK_WINDOW`` go at once.
+body, signed (``signing_headers``: HMAC with its webhook endpoint's secret, a JWT with its
+service profile's ``api_secret``, or, for a send's own ``callback_url``, HMAC with the tenant's
+secret) and carrying ``X-Tidings-Event-Id``; up to ``TIDINGS_CALLBACK_WINDOW`` go at once.
 
 Any 2xx delivers it. Anything else (another status, a timeout after
 ``TIDINGS_CALLBACK_TIMEOUT_SECONDS``, a connection error, a URL that now resolves to an internal
@@ -43,7 +43,7 @@ from tidings.runtime import Runtime
 from tidings.services.callback_queue import DELIVERED, FAILED, PENDING
 from tidings.services.callback_urls import UnsafeCallbackUrl, check_callback_url
 from tidings.services.service_profiles import open_api_secret
-from tidings.services.webhooks import open_secret
+from tidings.services.webhooks import open_secret, tenant_signing_secret
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +111,21 @@ async def claim_due_deliveries(runtime: Runtime, now: datetime,
                               .where(CallbackDelivery.id.in_([row[0].id for row in rows]))
                               .values(next_attempt_at=lease_end)
                               .execution_options(synchronize_session=False))
+        tenant_secrets = {
+            tenant_id: await tenant_signing_secret(session, runtime.secret_box, tenant_id)
+            for tenant_id in {row[0].tenant_id for row in rows
+                              if row[0].endpoint_id is None and row[0].profile_id is None}}
         await session.commit()
     claimed = []
     for delivery, endpoint_secret, profile_secret in rows:
+        signing = (Signing("hmac", tenant_secrets[delivery.tenant_id])
+                   if delivery.tenant_id in tenant_secrets and delivery.endpoint_id is None
+                   and delivery.profile_id is None
+                   else _signing(runtime, delivery, endpoint_secret, profile_secret))
         claimed.append(ClaimedDelivery(
             id=delivery.id, tenant_id=delivery.tenant_id, event_id=delivery.event_id,
             event=delivery.event, url=delivery.url, method=delivery.method, body=delivery.body,
-            signing=_signing(runtime, delivery, endpoint_secret, profile_secret),
-            attempts=delivery.attempts, created_at=delivery.created_at))
+            signing=signing, attempts=delivery.attempts, created_at=delivery.created_at))
     return claimed
 
 

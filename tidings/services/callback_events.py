@@ -74,11 +74,33 @@ async def enqueue_message_events(session: AsyncSession, event: str,
     return len(rows)
 
 
+async def enqueue_message_callbacks(session: AsyncSession, snapshots: Sequence[MessageSnapshot],
+                                    now: datetime) -> int:
+    """``message.status`` to the ``callback_url`` a send named, for each snapshot of such a
+    message (the sender signs it with the tenant's secret, ``webhooks.tenant_signing_secret``)."""
+    rows = []
+    for snapshot in snapshots:
+        url = snapshot.view.get("callback_url")
+        if not url:
+            continue
+        event_id = new_id()
+        rows.append(delivery_row(
+            tenant_id=snapshot.tenant_id, event_id=event_id, event=MESSAGE_STATUS,
+            message_id=snapshot.message_id, url=url, method="POST",
+            body=envelope(event_id, MESSAGE_STATUS, snapshot.tenant_id, now, snapshot.view),
+            now=now))
+    if rows:
+        await session.execute(insert(CallbackDelivery), rows)
+    return len(rows)
+
+
 async def message_status_changed(session: AsyncSession, snapshots: Sequence[MessageSnapshot],
                                  now: datetime) -> int:
-    """``message.status`` to the tenants' endpoints and a delivery receipt to the apps'
-    service profiles, for each change of a message's state."""
+    """``message.status`` to the tenants' endpoints and to the sends' own ``callback_url``,
+    and a delivery receipt to the apps' service profiles, for each change of a message's
+    state."""
     queued = await enqueue_message_events(session, MESSAGE_STATUS, snapshots, now)
+    queued += await enqueue_message_callbacks(session, snapshots, now)
     return queued + await profile_callbacks.enqueue_receipts(session, snapshots, now)
 
 

@@ -4,7 +4,8 @@ An endpoint is a URL (``services.callback_urls``: http(s), not an internal addre
 ``TIDINGS_CALLBACK_ALLOW_PRIVATE_NETWORKS``), the events it takes and the secret that signs its
 callbacks (HMAC-SHA256, ``domain.callbacks.hmac_headers``). A secret the tenant gives is stored
 encrypted and never shown again; without one, a secret is generated and shown once, in the
-answer to the registration. Another tenant's endpoint is ``NotFound``.
+answer to the registration. Another tenant's endpoint is ``NotFound``. The tenant's own secret
+(``tenant_signing_secret``) signs the callbacks of sends that name a ``callback_url``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Final
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.models import WebhookEndpoint
+from tidings.db.models import Tenant, WebhookEndpoint
 from tidings.db.repos.scoped import get_owned, owned_by
 from tidings.domain.crypto import SecretBox
 from tidings.domain.ids import new_id
@@ -44,6 +45,31 @@ class CreatedEndpoint:
 def secret_context(endpoint_id: str) -> bytes:
     """The associated data that binds an endpoint's secret token to that endpoint."""
     return f"webhook_endpoints:{endpoint_id}:secret".encode()
+
+
+def tenant_secret_context(tenant_id: str) -> bytes:
+    """The associated data that binds a tenant's callback secret token to that tenant."""
+    return f"tenants:{tenant_id}:callback_secret".encode()
+
+
+async def tenant_signing_secret(session: AsyncSession, box: SecretBox, tenant_id: str) -> str:
+    """The secret that signs the tenant's per-message callbacks (a send's ``callback_url``),
+    made and stored (encrypted) the first time it is needed."""
+    tenant = await session.get(Tenant, tenant_id, with_for_update=True)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    if tenant.callback_secret is None:
+        plain = "whsec_" + secrets.token_urlsafe(32)
+        tenant.callback_secret = box.encrypt(plain.encode(),
+                                             context=tenant_secret_context(tenant_id))
+        await session.flush()
+        return plain
+    return open_tenant_secret(box, tenant_id, tenant.callback_secret)
+
+
+def open_tenant_secret(box: SecretBox, tenant_id: str, sealed: str) -> str:
+    """A tenant's callback secret from its stored token."""
+    return box.decrypt(sealed, context=tenant_secret_context(tenant_id)).decode()
 
 
 def open_secret(box: SecretBox, endpoint_id: str, sealed: str) -> str:

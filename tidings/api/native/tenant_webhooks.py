@@ -130,3 +130,16 @@ async def replay_delivery(delivery_id: int, caller: WebhooksManager, session: Db
     delivery = await callback_deliveries.replay_delivery(session, caller.tenant_id, delivery_id,
                                                          runtime.clock())
     return _delivery(delivery)
+
+
+class SigningSecretBody(BaseModel):
+    secret: str = Field(description="Signs the callbacks of sends that name a callback_url "
+                                    "(X-Tidings-Signature, as webhooks are signed).")
+
+
+@router.get("/webhooks/signing-secret/", response_model=SigningSecretBody,
+            summary="The tenant's secret for per-message callbacks (apps.manage)")
+async def signing_secret(caller: WebhooksManager, session: DbSession,
+                         runtime: RuntimeDep) -> SigningSecretBody:
+    return SigningSecretBody(secret=await webhooks.tenant_signing_secret(
+        session, runtime.secret_box, caller.tenant_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime, id_column_type
@@ -20,6 +20,8 @@ class Tenant(Base):
     custom_domain: Mapped[str | None] = mapped_column(String(253))
     logo_url: Mapped[str | None] = mapped_column(String(2000))
     email_sender: Mapped[str | None] = mapped_column(String(320))
+    callback_secret: Mapped[str | None] = mapped_column(Text)
+    """Signs per-message callbacks (HMAC): a ``SecretBox`` token, made on first use."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -1,5 +1,5 @@
 """Service profiles (callback URL and JWT secret per SMS app), P2P forwarding, inbound message
-numbers, deliveries signed by a profile
+numbers, deliveries signed by a profile, the tenant's secret for per-message callbacks
 
 Revision ID: 0006
 Revises: 0005
@@ -50,6 +50,8 @@ def upgrade() -> None:
     op.create_index("uq_messages_seq", "messages", ["seq"], unique=True)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE message_seq")
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("callback_secret", sa.Text(), nullable=True))
     with op.batch_alter_table("callback_deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("profile_id", sa.String(length=26), nullable=True))
         batch_op.create_foreign_key(
@@ -62,6 +64,8 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("fk_callback_deliveries_profile_id_service_profiles"), type_="foreignkey")
         batch_op.drop_column("profile_id")
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("callback_secret")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP SEQUENCE message_seq")
     op.drop_index("uq_messages_seq", table_name="messages")
