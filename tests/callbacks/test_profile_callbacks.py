@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import jwt
 import pytest
 from sqlalchemy import select, update
@@ -22,6 +23,7 @@ from tests.callbacks.steps import (
     stored_deliveries,
 )
 from tests.conftest import FakeClock, TenantFactory, TenantHandle
+from tests.fakes.infobip import inbound_body
 from tidings.db.models import ChannelAccount, Message, MessageEvent, Tenant
 from tidings.pipeline.callbacks import CallbackSender
 from tidings.providers.base import InboundMessage
@@ -30,6 +32,7 @@ from tidings.services import reports
 from tidings.services.service_profiles import ProfileFields, create_profile, delete_profile
 
 API_SECRET = "profile-api-secret-0123456789-abcdefghij"
+INFOBIP_KEY = "957df92101cfd4e4e74ce44cf5ab68b9-6e2ec23a-46bc-4597-b341-35c0ae0b3b95"
 
 
 @pytest.fixture
@@ -244,3 +247,29 @@ async def test_deleting_the_profile_drops_its_undelivered_callbacks(
     assert await stored_deliveries(runtime) == []
     assert app is not None
     assert app.service_profile_id is None
+
+
+async def test_an_inbound_webhook_through_the_real_route_reaches_the_profile_and_the_endpoint(
+        client: httpx.AsyncClient, runtime: Runtime, sender: CallbackSender,
+        tenants: TenantFactory, receiver: Receiver) -> None:
+    fake, base_url = receiver
+    tenant = await tenants.create()
+    made = await client.post("/sms/v1/apps/", headers=tenant.headers, json={
+        "name": "Infobip", "provider": "INFOBIP", "sender_id": "InfoSMS",
+        "provider_credentials": {"api_key": INFOBIP_KEY},
+        "provider_config": {"base_url": "https://e1zz23.api.infobip.com"}})
+    app = made.json()
+    await _profile_on_app(runtime, tenant, app["id"], f"{base_url}/mo", events=("inbound",))
+    await client.post("/tenants/webhooks/", headers=tenant.headers, json={
+        "url": f"{base_url}/hooks", "events": ["message.inbound"]})
+    path = app["inbound_webhook_url"].split("://", 1)[1].partition("/")[2]
+
+    answer = await client.post(f"/{path}", json=inbound_body(
+        message_id="ib-mo-1", from_="14155550100", to="1234", text="JOIN now"))
+    await sender.deliver_due()
+
+    assert answer.status_code == 200
+    by_path = {request.path: json.loads(request.body) for request in fake.requests}
+    assert set(by_path) == {"/mo", "/hooks"}
+    assert (by_path["/mo"]["payload"], by_path["/mo"]["dest_address"]) == ("JOIN now", "1234")
+    assert by_path["/hooks"]["data"]["text"] == "JOIN now"
