@@ -23,6 +23,7 @@ from tidings.config import Settings
 from tidings.domain.clock import Clock, utc_now
 from tidings.pipeline.device_events import device_event_hub
 from tidings.pipeline.ingest import MessageIngest
+from tidings.pipeline.report_ingest import ReportIngest
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
 from tidings.services.sms_send import SendPreparer, store_messages
@@ -44,6 +45,10 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         app.state.ingest = MessageIngest(app.state.runtime.sessions, store_messages,
                                          app.state.runtime.clock, on_commit=wake,
                                          write_turn=app.state.runtime.write_turn)
+        app.state.report_ingest = ReportIngest(
+            app.state.runtime.sessions, app.state.runtime.clock,
+            on_commit=workers.callbacks.wake if workers and workers.callbacks else None,
+            write_turn=app.state.runtime.write_turn)
         # Phones' live events; ``draining`` ends their streams when the server stops.
         app.state.device_events = device_event_hub(settings.redis_url)
         app.state.draining = asyncio.Event()
@@ -52,11 +57,13 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
             if workers is not None:
                 await workers.start()  # NodeLockBusy when another process has the workers
             app.state.ingest.start()
+            app.state.report_ingest.start()
             yield
         finally:
             app.state.draining.set()
             await app.state.device_events.close()
             await app.state.ingest.stop()
+            await app.state.report_ingest.stop()
             if workers is not None:
                 await workers.stop()
             if own_runtime:

@@ -11,6 +11,7 @@ message id. Each state change and each stored inbound message queues the tenant'
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,39 +45,68 @@ class ReportSummary:
     ignored: int = 0
 
 
+@dataclass(frozen=True)
+class WebhookBatchItem:
+    """The events of one verified webhook, and the app it came for."""
+
+    account: ChannelAccount
+    events: Sequence[WebhookEvent]
+
+
 async def apply_webhook_events(session: AsyncSession, account: ChannelAccount,
                                events: Sequence[WebhookEvent], now: datetime) -> ReportSummary:
     """Apply each event of one verified webhook to ``account``'s messages."""
-    summary = ReportSummary()
-    for event in events:
-        if isinstance(event, StatusUpdate):
-            message = await _outbound_by_provider_id(session, account.id,
-                                                     event.provider_message_id)
-            if message is None:
-                session.add(UnmatchedReport(
-                    id=new_id(), channel_account_id=account.id,
-                    provider_message_id=event.provider_message_id,
-                    report=_report_payload(event), created_at=now))
-                summary.unmatched += 1
-            elif await apply_status_update(session, message, event, now):
-                summary.applied += 1
-            else:
-                summary.unchanged += 1
-        elif isinstance(event, InboundMessage):
-            if await store_inbound(session, account, event, now):
-                summary.inbound += 1
-            else:
-                summary.unchanged += 1
-        elif isinstance(event, UnknownStatus):
-            summary.ignored += 1
-            if event.provider_message_id:
-                message = await _outbound_by_provider_id(session, account.id,
-                                                         event.provider_message_id)
+    [summary] = await apply_webhook_batch(session, [WebhookBatchItem(account, events)], now)
+    return summary
+
+
+async def apply_webhook_batch(session: AsyncSession, items: Sequence[WebhookBatchItem],
+                              now: datetime) -> list[ReportSummary]:
+    """Apply the events of several webhooks, in order, as one (a summary per webhook).
+
+    The outbound messages the reports name are read in one query per app, and the status
+    updates applied together (``apply_status_updates``: one history read, one callback
+    enqueue), so a batch of webhooks costs a few statements, not a few per report."""
+    summaries = [ReportSummary() for _ in items]
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        for event in item.events:
+            if isinstance(event, StatusUpdate | UnknownStatus) and event.provider_message_id:
+                wanted[item.account.id].add(event.provider_message_id)
+    found = await _outbound_by_provider_ids(session, wanted)
+    updates: list[tuple[Message, StatusUpdate, ReportSummary]] = []
+    for item, summary in zip(items, summaries, strict=True):
+        account = item.account
+        for event in item.events:
+            if isinstance(event, StatusUpdate):
+                message = found.get((account.id, event.provider_message_id))
+                if message is None:
+                    session.add(UnmatchedReport(
+                        id=new_id(), channel_account_id=account.id,
+                        provider_message_id=event.provider_message_id,
+                        report=_report_payload(event), created_at=now))
+                    summary.unmatched += 1
+                else:
+                    updates.append((message, event, summary))
+            elif isinstance(event, InboundMessage):
+                if await store_inbound(session, account, event, now):
+                    summary.inbound += 1
+                else:
+                    summary.unchanged += 1
+            elif isinstance(event, UnknownStatus):
+                summary.ignored += 1
+                message = found.get((account.id, event.provider_message_id or ""))
                 if message is not None:
                     session.add(_event(message, "unknown_status", None, None, now,
                                        {"provider_status": event.provider_status}))
+    changed = await _apply_status_updates(session, [(m, u) for m, u, _ in updates], now)
+    for (_, _, summary), moved in zip(updates, changed, strict=True):
+        if moved:
+            summary.applied += 1
+        else:
+            summary.unchanged += 1
     await session.flush()
-    return summary
+    return summaries
 
 
 async def apply_status_update(session: AsyncSession, message: Message, update: StatusUpdate,
@@ -93,6 +123,13 @@ async def apply_status_updates(session: AsyncSession,
     A report whose provider status the message's history already holds is a redelivery and
     is skipped. The histories are read in one query for all the messages, so a batch of
     reports (the simulator's, a provider's batched webhook) costs one lookup, not one each."""
+    return sum(await _apply_status_updates(session, reports, now))
+
+
+async def _apply_status_updates(session: AsyncSession,
+                                reports: Sequence[tuple[Message, StatusUpdate]],
+                                now: datetime) -> list[bool]:
+    """``apply_status_updates``, answering for each report whether it moved its message."""
     ids = {message.id for message, _ in reports}
     recorded: dict[str, set[str]] = {message_id: set() for message_id in ids}
     if ids:
@@ -100,15 +137,20 @@ async def apply_status_updates(session: AsyncSession,
                 select(MessageEvent.message_id, MessageEvent.detail).where(
                     MessageEvent.message_id.in_(ids), MessageEvent.kind == "report"))).all():
             recorded[message_id].add(detail.get("provider_status"))
+    moved: list[bool] = []
     changed: list[MessageSnapshot] = []
     for message, update in reports:
         if update.provider_status in recorded[message.id]:
+            moved.append(False)
             continue
         recorded[message.id].add(update.provider_status)
         if _apply_report(session, message, update, now):
             changed.append(MessageSnapshot.of(message))
+            moved.append(True)
+        else:
+            moved.append(False)
     await callback_events.message_status_changed(session, changed, now)
-    return len(changed)
+    return moved
 
 
 def _apply_report(session: AsyncSession, message: Message, update: StatusUpdate,
@@ -215,12 +257,19 @@ async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Mess
     return applied
 
 
-async def _outbound_by_provider_id(session: AsyncSession, account_id: str,
-                                   provider_message_id: str) -> Message | None:
-    return (await session.execute(select(Message).where(
-        Message.channel_account_id == account_id,
-        Message.provider_message_id == provider_message_id,
-        Message.direction != INBOUND).limit(1))).scalar_one_or_none()
+async def _outbound_by_provider_ids(session: AsyncSession, wanted: dict[str, set[str]]
+                                    ) -> dict[tuple[str, str], Message]:
+    """The outbound messages of each app (key) with the provider ids (values), by
+    ``(app id, provider id)``; one query per app."""
+    found: dict[tuple[str, str], Message] = {}
+    for account_id, provider_ids in wanted.items():
+        rows = await session.execute(select(Message).where(
+            Message.channel_account_id == account_id,
+            Message.provider_message_id.in_(provider_ids),
+            Message.direction != INBOUND).order_by(Message.id))
+        for message in rows.scalars():
+            found.setdefault((account_id, message.provider_message_id or ""), message)
+    return found
 
 
 def _event(message: Message, kind: str, state_from: str | None, state_to: str | None,
