@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal, cast
 
 import httpx
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Table, and_, bindparam, exists, select, update
 from sqlalchemy.orm import aliased
 
 from tidings.db.models import CallbackDelivery, ServiceProfile, WebhookEndpoint
@@ -39,6 +40,7 @@ from tidings.domain.callbacks import (
 )
 from tidings.domain.crypto import DecryptionError
 from tidings.domain.ids import new_id
+from tidings.pipeline.http_transport import dispatch_client
 from tidings.runtime import Runtime
 from tidings.services.callback_queue import DELIVERED, FAILED, PENDING
 from tidings.services.callback_urls import UnsafeCallbackUrl, check_callback_url
@@ -184,28 +186,29 @@ async def attempt_delivery(runtime: Runtime, client: httpx.AsyncClient,
 
 async def record_attempts(runtime: Runtime, results: list[AttemptResult],
                           now: datetime) -> None:
-    """Write each attempt's outcome: delivered, due again after its backoff, or failed."""
+    """Write each attempt's outcome: delivered, due again after its backoff, or failed; one
+    statement per shape of change, not per delivery."""
     settings = runtime.settings
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        attempts = result.delivery.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_status_code": result.status_code,
+                                  "last_error": result.error, "updated_at": now}
+        if result.delivered:
+            values |= {"state": DELIVERED, "next_attempt_at": None, "completed_at": now}
+        elif gives_up(result.delivery.created_at, now, settings.callback_max_age_seconds):
+            values |= {"state": FAILED, "next_attempt_at": None, "completed_at": now}
+        else:
+            delay = retry_delay_seconds(attempts, base_seconds=settings.callback_retry_base_seconds,
+                                        cap_seconds=settings.callback_retry_cap_seconds)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        by_shape[tuple(sorted(values))].append({"_id": result.delivery.id, **values})
+    table = cast(Table, CallbackDelivery.__table__)
     async with runtime.write_turn, runtime.sessions() as session:
-        for result in results:
-            attempts = result.delivery.attempts + 1
-            values: dict[str, object] = {
-                "attempts": attempts, "last_status_code": result.status_code,
-                "last_error": result.error, "updated_at": now}
-            if result.delivered:
-                values |= {"state": DELIVERED, "next_attempt_at": None, "completed_at": now}
-            elif gives_up(result.delivery.created_at, now, settings.callback_max_age_seconds):
-                values |= {"state": FAILED, "next_attempt_at": None, "completed_at": now}
-            else:
-                delay = retry_delay_seconds(attempts,
-                                            base_seconds=settings.callback_retry_base_seconds,
-                                            cap_seconds=settings.callback_retry_cap_seconds)
-                values["next_attempt_at"] = now + timedelta(seconds=delay)
-            await session.execute(update(CallbackDelivery)
-                                  .where(CallbackDelivery.id == result.delivery.id,
-                                         CallbackDelivery.state == PENDING)
-                                  .values(**values)
-                                  .execution_options(synchronize_session=False))
+        for columns, rows in by_shape.items():
+            await session.execute(
+                update(table).where(table.c.id == bindparam("_id"), table.c.state == PENDING)
+                .values({column: bindparam(column) for column in columns}), rows)
         await session.commit()
 
 
@@ -254,10 +257,7 @@ class CallbackSender:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            settings = self.runtime.settings
-            self._client = httpx.AsyncClient(
-                timeout=settings.callback_timeout_seconds, follow_redirects=False,
-                trust_env=False, limits=httpx.Limits(max_connections=settings.callback_window))
+            self._client = dispatch_client(self.runtime.settings.callback_timeout_seconds)
         return self._client
 
     async def deliver_due(self) -> int:
