@@ -28,6 +28,14 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               (``POST /3rdparty/v1/messages``, 32 connections, tenant API key) to
               ``tidings serve --no-workers``: accepted/s; then one phone pulling and reporting
               ``Sent`` for all of them (``GET``/``PATCH /mobile/v1/message``): messages/s.
+7. callbacks  10,000 Infobip delivery reports (one per request, 64 concurrent keep-alive
+              connections) POSTed to an app's DLR webhook (``?token=`` verified) on ``tidings
+              serve`` (workers on), each moving a ``sent`` message to ``delivered`` and queueing
+              a signed ``message.status`` callback to a webhook endpoint, which the callback
+              sender delivers to a local receiver (``bench/_callback_receiver.py``, counts POSTs):
+              webhooks accepted/s, and callbacks delivered/s from the first webhook to the last
+              callback and from the last webhook to the last callback (the drain), and the
+              server's CPU use (% of one core).
 
 SQLite (a fresh file in a temporary directory) unless ``--database-url`` names a PostgreSQL
 database, whose tables are emptied first.
@@ -46,11 +54,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select, text
@@ -214,6 +224,12 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset_peak_rss(pid: int) -> None:
@@ -414,11 +430,109 @@ async def stage_android(bench: Bench, requests: int) -> dict[str, Any]:
             "phone_per_second": round(reported / drained, 1)}
 
 
+async def post_all(url: str, requests: int, concurrency: int,
+                   template: str) -> dict[str, Any]:
+    """``bench/_load.py``'s client, run in this process on a URL with a query (which its
+    command line drops): ``requests`` POSTs of ``template`` over ``concurrency`` keep-alive
+    connections. Answers its summary plus ``started``, the monotonic time of the first send."""
+    from _load import _worker  # noqa: PLC0415 (bench/ is this script's directory)
+
+    parts = urlsplit(url)
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    started = time.monotonic()
+    await asyncio.gather(*(_worker(parts.hostname or "127.0.0.1", parts.port or 80,
+                                   f"{parts.path}?{parts.query}", "", template,
+                                   list(range(i, requests, concurrency)), statuses, latencies)
+                           for i in range(concurrency)))
+    seconds = time.monotonic() - started
+    latencies.sort()
+    return {"started": started, "seconds": round(seconds, 3),
+            "per_second": round(requests / seconds, 1),
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1)}
+
+
+async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
+    app_id = await bench.add_app("infobip", "INFOBIP", credentials={"api_key": INFOBIP_KEY},
+                                 config={"base_url": "https://e1zz23.api.infobip.com"})
+    await bench.queue_messages(app_id, reports)
+    # Already sent, each with its own Infobip id "ib-<to without +>", so that report n names
+    # the message to phone(n). Done before serve starts: its dispatcher must find nothing.
+    async with bench.engine.begin() as connection:
+        await connection.execute(text(
+            "UPDATE messages SET state = 'sent', next_attempt_at = NULL, "
+            "provider_message_id = 'ib-' || substr(to_number, 2)"))
+    receiver_port, port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    receiver_args = [sys.executable, str(ROOT / "bench" / "_callback_receiver.py"),
+                     "--port", str(receiver_port)]
+    report = json.dumps({"results": [{
+        "bulkId": "bench-bulk", "messageId": "ib-1415{n7}", "to": "1415{n7}",
+        "sender": "14155550000", "sentAt": "2026-01-01T00:00:00.000+0000",
+        "doneAt": "2026-01-01T00:00:01.000+0000", "messageCount": 1,
+        "price": {"pricePerMessage": 0.01, "currency": "EUR"},
+        "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
+                   "name": "DELIVERED_TO_HANDSET", "description": "Message delivered to handset"},
+        "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
+                  "description": "No Error", "permanent": False}}]})
+    with bench.process(*receiver_args, ready_url=f"http://127.0.0.1:{receiver_port}/count"), \
+            bench.serve(port, workers=True, TIDINGS_CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
+                        TIDINGS_PUBLIC_URL=base) as server:
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers={
+                "Authorization": f"Bearer {bench.api_key}"}) as http:
+            (await http.post("/tenants/webhooks/", json={
+                "url": f"http://127.0.0.1:{receiver_port}/callbacks",
+                "events": ["message.status"], "secret": "bench-callback-secret-0123456789"})
+             ).raise_for_status()
+            app = (await http.get(f"/sms/v1/apps/{app_id}/")).json()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver_port}") as receiver:
+            async def received() -> int:
+                return int((await receiver.get("/count")).json()["count"])
+
+            cpu_before = cpu_seconds(server.pid)
+            load = await post_all(app["dlr_webhook_url"], reports, 64, report)
+            load_done = time.monotonic()
+            accepted: int = sum(v for k, v in load["statuses"].items() if k.startswith("2"))
+            at_load_done = await received()
+
+            async def all_received() -> bool:
+                return await received() >= accepted
+
+            try:
+                done = await poll(all_received, 300, every=0.05)
+            except TimeoutError:  # reported as it stands: callbacks < accepted
+                done = time.monotonic()
+            callbacks = await received()
+            server_cpu = cpu_seconds(server.pid) - cpu_before
+    async with bench.engine.begin() as connection:
+        by_state = {state: count for state, count in (await connection.execute(text(
+            "SELECT state, count(*) FROM callback_deliveries GROUP BY state"))).all()}
+    delivered = await bench.count("delivered")
+    async with bench.engine.begin() as connection:
+        for table in ("callback_deliveries", "webhook_endpoints"):
+            await connection.execute(text(f"DELETE FROM {table}"))
+    await bench.clear_messages()
+    since_first, since_last = done - load["started"], max(done - load_done, 1e-3)
+    return {"reports": reports, "accepted": accepted,
+            "statuses": ",".join(f"{k}:{v}" for k, v in sorted(load["statuses"].items())),
+            "webhooks_seconds": load["seconds"], "webhooks_per_second": load["per_second"],
+            "webhook_p99_ms": load["p99_ms"], "callbacks": callbacks,
+            "callbacks_seconds": round(since_first, 2),
+            "callbacks_per_second": round(callbacks / since_first, 1),
+            "callbacks_at_webhooks_end": at_load_done,
+            "drain_seconds": round(done - load_done, 2),
+            "drain_per_second": round((callbacks - at_load_done) / since_last, 1),
+            "server_cpu_pct": round(100 * server_cpu / since_first),
+            "delivered_messages": delivered,
+            "deliveries": ",".join(f"{k}:{v}" for k, v in sorted(by_state.items()))}
+
+
 STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
           "e2e": (stage_e2e, 20_000),
           "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000),
           "android": (stage_android, 4_000), "bulk": (stage_bulk, 100_000),
-          "bulk1": (stage_bulk_campaign, 100_000)}
+          "bulk1": (stage_bulk_campaign, 100_000), "callbacks": (stage_callbacks, 10_000)}
 
 
 async def run(database_url: str | None, only: list[str], scale: float) -> None:
@@ -439,7 +553,8 @@ async def run(database_url: str | None, only: list[str], scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--only", default="ingress,ingress2,e2e,broadcast,memory,android,bulk")
+    parser.add_argument("--only",
+                        default="ingress,ingress2,e2e,broadcast,memory,android,bulk,callbacks")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's size (0.1 for a quick run)")
     args = parser.parse_args()
