@@ -559,7 +559,8 @@ async def test_fake_retries_reports_while_the_gateway_restarts(
     receiver.fail_first = 2
     async with httpx.AsyncClient() as http:
         outcome = await infobip.send(MESSAGE, account, http, now=NOW)
-    await wait_for(lambda: len(receiver.events) == 1)
+    # The fake records a report once its POST has been answered, just after the receiver saw it.
+    await wait_for(lambda: len(receiver.events) == 1 and len(fake.reports) == 1)
     assert isinstance(outcome, Accepted)
     assert fake.reports[0].attempts == 3
 
