@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,9 +68,11 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine, turning expected failures into ``error: …`` and exit 1."""
+    """Run a command's coroutine on uvloop where installed (as uvicorn does for serve),
+    turning expected failures into ``error: …`` and exit 1."""
     try:
-        return asyncio.run(work)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(work)
     except TidingsError as exc:
         fail(exc.detail)
     except NodeLockBusy as exc:
@@ -81,6 +83,14 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     except OSError as exc:  # an unreachable server, an unwritable database directory
         log.debug("system error", exc_info=True)
         fail(_one_line(exc))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # noqa: PLC0415 (not on Windows)
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _one_line(exc: Exception) -> str:
