@@ -15,9 +15,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,23 +139,30 @@ async def _apply_status_updates(session: AsyncSession,
             recorded[message_id].add(detail.get("provider_status"))
     moved: list[bool] = []
     changed: list[MessageSnapshot] = []
+    history: list[dict[str, Any]] = []
     for message, update in reports:
         if update.provider_status in recorded[message.id]:
             moved.append(False)
             continue
         recorded[message.id].add(update.provider_status)
-        if _apply_report(session, message, update, now):
+        if _apply_report(message, update, now, history):
             changed.append(MessageSnapshot.of(message))
             moved.append(True)
         else:
             moved.append(False)
+    if history:
+        # One multi-row statement (the ORM would insert these one by one on SQLite, to learn
+        # each id); entries added to the session earlier are flushed first, keeping id order.
+        await session.flush()
+        await session.execute(insert(cast(Table, MessageEvent.__table__)), history)
     await callback_events.message_status_changed(session, changed, now)
     return moved
 
 
-def _apply_report(session: AsyncSession, message: Message, update: StatusUpdate,
-                  now: datetime) -> bool:
-    """Record ``update`` in the message's history and move its state; True when it moved."""
+def _apply_report(message: Message, update: StatusUpdate, now: datetime,
+                  history: list[dict[str, Any]]) -> bool:
+    """Move the message's state by ``update`` and append its history entry (a
+    ``message_events`` row) to ``history``; True when the state moved."""
     current = MessageState(message.state)
     new_state = merge_report(current, update.state)
     detail: dict[str, Any] = {"provider_status": update.provider_status}
@@ -165,8 +172,10 @@ def _apply_report(session: AsyncSession, message: Message, update: StatusUpdate,
         detail["error_detail"] = update.error_detail
     if update.occurred_at:
         detail["occurred_at"] = update.occurred_at.isoformat()
-    session.add(_event(message, "report", current.value,
-                       new_state.value if new_state else None, now, detail))
+    history.append({"message_id": message.id, "tenant_id": message.tenant_id, "kind": "report",
+                    "state_from": current.value,
+                    "state_to": new_state.value if new_state else None, "detail": detail,
+                    "created_at": now})
     if new_state is None:
         return False
     message.state = new_state.value
