@@ -17,6 +17,7 @@ from tidings.api.android import router as android_router
 from tidings.api.body_limit import BodyLimit
 from tidings.api.errors import install_error_handlers
 from tidings.api.native import router as native_router
+from tidings.api.native.sms_webhooks import WebhookLane
 from tidings.api.openapi import install_openapi
 from tidings.api.slugs import router as slug_router
 from tidings.config import Settings
@@ -24,14 +25,19 @@ from tidings.domain.clock import Clock, utc_now
 from tidings.pipeline.device_events import device_event_hub
 from tidings.pipeline.ingest import MessageIngest
 from tidings.pipeline.report_ingest import ReportIngest
+from tidings.pipeline.wakes import WakeWriter
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
 from tidings.services.sms_send import SendPreparer, store_messages
 
 
 def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = utc_now,
-               runtime: Runtime | None = None) -> FastAPI:
-    """The Tidings app. Pass ``runtime`` to share one with the caller (tests, benchmarks)."""
+               runtime: Runtime | None = None,
+               worker_wakes: WakeWriter | None = None) -> FastAPI:
+    """The Tidings app. Pass ``runtime`` to share one with the caller (tests, benchmarks).
+
+    ``run_workers`` runs the workers in this process; ``worker_wakes`` tells a worker process
+    instead (``tidings serve``'s child) when messages or callbacks are committed."""
     metrics = runtime.metrics if runtime is not None else CollectorRegistry()
 
     @asynccontextmanager
@@ -39,15 +45,18 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
         own_runtime = runtime is None
         app.state.runtime = runtime or Runtime.build(settings, clock, metrics)
         workers = WorkerSet(app.state.runtime) if run_workers else None
-        wake = workers.dispatcher.wake if workers and workers.dispatcher else None
+        wake_dispatcher = (workers.wake_dispatcher if workers
+                           else worker_wakes.dispatcher if worker_wakes else None)
+        wake_callbacks = (workers.wake_callbacks if workers
+                          else worker_wakes.callbacks if worker_wakes else None)
         app.state.send_preparer = SendPreparer(app.state.runtime.read_sessions,
                                                app.state.runtime.send_cache)
         app.state.ingest = MessageIngest(app.state.runtime.sessions, store_messages,
-                                         app.state.runtime.clock, on_commit=wake,
+                                         app.state.runtime.clock, on_commit=wake_dispatcher,
                                          write_turn=app.state.runtime.write_turn)
         app.state.report_ingest = ReportIngest(
             app.state.runtime.sessions, app.state.runtime.clock,
-            on_commit=workers.callbacks.wake if workers and workers.callbacks else None,
+            on_commit=wake_callbacks,
             write_turn=app.state.runtime.write_turn)
         # Phones' live events; ``draining`` ends their streams when the server stops.
         app.state.device_events = device_event_hub(settings.redis_url)
@@ -81,6 +90,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, clock: Clock = u
     app.include_router(android_router)
     app.include_router(slug_router)
     app.include_router(ops.router)
+    app.add_middleware(WebhookLane)  # innermost: inside the body limit and the metrics
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ops.RequestMetrics, registry=metrics)
     return app

@@ -530,3 +530,57 @@ async def test_a_report_for_another_apps_message_is_not_applied(
                       content=_msg91_v2("F2Sreq0000000001", "1", "DELIVERED"))
 
     assert (await _message(runtime, message_id)).state == "sent"
+
+
+# --- served by the webhook lane (before FastAPI's routing) ---------------------------------------
+
+
+async def test_a_refused_webhook_answers_in_the_native_error_shape(
+        client: httpx.AsyncClient, msg91_app: App) -> None:
+    response = await client.post(f"/sms/v1/webhooks/{msg91_app.id}/dlr/?token=wrong",
+                                 headers=FORM, content=urlencode({"data": "[]"}))
+
+    assert response.status_code == 403
+    assert set(response.json()) == {"detail", "code"}
+    assert response.json()["code"] == "webhook_verification_failed"
+
+
+async def test_webhooks_are_counted_in_metrics_by_route_template(
+        client: httpx.AsyncClient, msg91_app: App, runtime: Runtime) -> None:
+    await _india_message(client, runtime, msg91_app, "3a6b7c8d9e0f1a2b3c4d5e6f")
+    await client.post(_path(msg91_app.dlr_url), headers=FORM,
+                      content=_msg91_v2("3a6b7c8d9e0f1a2b3c4d5e6f", "1", "DELIVERED"))
+
+    text = (await client.get("/metrics")).text
+
+    assert ('tidings_http_requests_total{method="POST",route="/sms/v1/webhooks/{app_id}/dlr/",'
+            'status="200"} 1.0') in text
+    assert msg91_app.id not in text
+
+
+@pytest.fixture
+def small_body_limit(settings: Settings) -> int:
+    settings.max_request_bytes = 2000
+    return settings.max_request_bytes
+
+
+async def test_a_webhook_body_over_the_limit_answers_413_and_changes_nothing(
+        small_body_limit: int, client: httpx.AsyncClient, msg91_app: App,
+        runtime: Runtime) -> None:
+    message_id = await _india_message(client, runtime, msg91_app, "3a6b7c8d9e0f1a2b3c4d5e6f")
+    padding = "x" * small_body_limit
+
+    response = await client.post(
+        _path(msg91_app.dlr_url), headers=FORM,
+        content=_msg91_v2("3a6b7c8d9e0f1a2b3c4d5e6f", "1", "DELIVERED") + b"&pad=" +
+        padding.encode())
+
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
+    assert (await _message(runtime, message_id)).state == "sent"
+
+
+async def test_a_get_on_a_webhook_url_answers_405(
+        client: httpx.AsyncClient, msg91_app: App) -> None:
+    response = await client.get(_path(msg91_app.dlr_url))
+
+    assert response.status_code == 405
