@@ -24,10 +24,12 @@ path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 
 from tidings import __version__
 
@@ -40,15 +42,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """``httpx.AsyncBaseTransport`` over one lazily created ``aiohttp.ClientSession``."""
 
     def __init__(self, *, max_connections: int = 0, max_per_host: int = 0,
-                 keepalive_seconds: float = 30.0) -> None:
+                 keepalive_seconds: float = 30.0,
+                 resolver: Callable[[], AbstractResolver] | None = None) -> None:
         self._limits = (max_connections, max_per_host, keepalive_seconds)
+        self._resolver = resolver  # made with the session, inside the running loop
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             total, per_host, keepalive = self._limits
-            connector = aiohttp.TCPConnector(limit=total, limit_per_host=per_host,
-                                             keepalive_timeout=keepalive)
+            connector = aiohttp.TCPConnector(
+                limit=total, limit_per_host=per_host, keepalive_timeout=keepalive,
+                resolver=self._resolver() if self._resolver is not None else None)
             # No cookies, and no headers of aiohttp's own choosing (it would label an empty
             # body application/octet-stream): the request's headers are httpx's.
             self._session = aiohttp.ClientSession(
@@ -159,7 +164,10 @@ class DispatchClient(httpx.AsyncClient):
         return parsed
 
 
-def dispatch_client(timeout_seconds: float) -> httpx.AsyncClient:
-    """The shared client providers send through (see the module docstring)."""
-    return DispatchClient(transport=AiohttpTransport(), timeout_seconds=timeout_seconds)
+def dispatch_client(timeout_seconds: float, *,
+                    resolver: Callable[[], AbstractResolver] | None = None) -> httpx.AsyncClient:
+    """The shared client providers send through (see the module docstring); ``resolver``
+    makes the DNS resolver its connections use (the callback sender's vets addresses)."""
+    return DispatchClient(transport=AiohttpTransport(resolver=resolver),
+                          timeout_seconds=timeout_seconds)
 

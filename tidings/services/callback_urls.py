@@ -14,9 +14,11 @@ the C resolver accepts (``127.1``, ``0x7f.0.0.1``, ``2130706433``) are read as t
 are. Run ``check_callback_url`` at registration and again before each delivery: DNS answers
 change.
 
-Known gap: the check does not pin the address it vetted. An HTTP client that resolves the name
-again can be sent elsewhere by a DNS server that answers differently the second time
-(DNS rebinding); closing that needs the sender to connect to a vetted address itself.
+The check alone does not pin the address it vetted: an HTTP client that resolves the name again
+could be sent elsewhere by a DNS server that answers differently the second time (DNS
+rebinding). The callback sender therefore runs ``check_callback_target`` (no DNS) before each
+delivery and connects through ``pipeline.public_resolver``, which vets the very addresses it
+connects to.
 """
 
 from __future__ import annotations
@@ -103,24 +105,36 @@ def is_internal_address(address: IPAddress) -> bool:
             or not address.is_global)
 
 
+def check_callback_target(url: str, *, allow_private: bool) -> str:
+    """``check_callback_url`` without asking DNS: ``url`` stripped, when its syntax is sound
+    and, unless ``allow_private``, its host is neither a loopback name nor an internal IP
+    literal. The callback sender runs this before each delivery and vets a name's addresses
+    as it connects (``pipeline.public_resolver``)."""
+    url = check_url_syntax(url)
+    if allow_private:
+        return url
+    host = (urlsplit(url).hostname or "").removesuffix(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise UnsafeCallbackUrl(f"callback_url host {host} is a loopback name; {_ALLOW_HINT}")
+    literal = _ip_literal(host)
+    if literal is not None and is_internal_address(literal):
+        raise UnsafeCallbackUrl(f"callback_url points at a private or loopback address "
+                                f"({literal}); {_ALLOW_HINT}")
+    return url
+
+
 async def check_callback_url(url: str, *, allow_private: bool,
                              resolve: Resolver | None = None) -> str:
-    """``url`` stripped, when it is safe to POST callbacks to: ``check_url_syntax``, then, unless
-    ``allow_private``, its host is no internal address nor a name any of whose addresses is
-    internal (names go to ``resolve``, by default the system resolver). Raises
-    ``UnsafeCallbackUrl``, also when the name does not resolve."""
-    url = check_url_syntax(url)
+    """``url`` stripped, when it is safe to POST callbacks to: ``check_callback_target``, then,
+    unless ``allow_private``, its host is no name any of whose addresses is internal (names go
+    to ``resolve``, by default the system resolver). Raises ``UnsafeCallbackUrl``, also when
+    the name does not resolve."""
+    url = check_callback_target(url, allow_private=allow_private)
     if allow_private:
         return url
     parts = urlsplit(url)
     host = (parts.hostname or "").removesuffix(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        raise UnsafeCallbackUrl(f"callback_url host {host} is a loopback name; {_ALLOW_HINT}")
-    literal = _ip_literal(host)
-    if literal is not None:
-        if is_internal_address(literal):
-            raise UnsafeCallbackUrl(f"callback_url points at a private or loopback address "
-                                    f"({literal}); {_ALLOW_HINT}")
+    if _ip_literal(host) is not None:
         return url
     try:
         answers = await (resolve or resolve_with_system)(
