@@ -29,7 +29,7 @@ from tests.callbacks.steps import (
 from tests.conftest import FakeClock, TenantFactory
 from tests.fakes.callback_receiver import ReceivedCallback
 from tidings.db.models import ChannelAccount
-from tidings.pipeline.callbacks import CallbackSender, claim_due_deliveries
+from tidings.pipeline.callbacks import CallbackSender, record_and_claim
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.providers.base import InboundMessage
 from tidings.runtime import Runtime
@@ -280,7 +280,7 @@ async def test_a_callback_whose_sender_died_mid_delivery_is_sent_after_its_lease
     await sent_message(runtime, tenant, "prov-1")
     await report(runtime, "prov-1", "delivered", "DELIVRD")
 
-    [claimed] = await claim_due_deliveries(runtime, clock.now, 10)  # then the process dies
+    [claimed] = await record_and_claim(runtime, [], clock.now, 10)  # then the process dies
     clock.advance(runtime.settings.lease_seconds - 1)
     during_lease = await sender.deliver_due()
     clock.advance(1)
