@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tidings.config import Settings, parse_rate
 from tidings.db.session import create_engine, create_session_factory
+from tidings.db.write_turn import LOCK_SUFFIX, FileWriteTurn, sqlite_file
 from tidings.domain.clock import Clock, utc_now
 from tidings.domain.crypto import SecretBox
 from tidings.domain.ttl_cache import TtlCache
@@ -51,8 +53,9 @@ class Runtime:
     write_turn: AbstractAsyncContextManager[Any] = field(init=False)
     """Held by this process's background writers (ingest, dispatcher, jobs) around each write
     transaction. On SQLite, with one writer per file, they queue here in turn instead of
-    sleeping in SQLite's busy handler while another commits; on PostgreSQL it holds nothing
-    back."""
+    sleeping in SQLite's busy handler while another commits, and, for a database file, in
+    turn with the other processes' writers too (``db.write_turn``: serve and its worker
+    process); on PostgreSQL it holds nothing back."""
 
     def __post_init__(self) -> None:
         # Hot-path lookups may be this stale: a revoked key keeps working on a node for at most
@@ -60,7 +63,10 @@ class Runtime:
         ttl = self.settings.auth_cache_seconds
         self.auth_cache = TtlCache(ttl, self.monotonic)
         self.send_cache = TtlCache(ttl, self.monotonic)
-        self.write_turn = (asyncio.Lock() if self.engine.dialect.name == "sqlite"
+        database_file = sqlite_file(self.settings.database_url)
+        self.write_turn = (FileWriteTurn(Path(str(database_file) + LOCK_SUFFIX))
+                           if database_file is not None
+                           else asyncio.Lock() if self.engine.dialect.name == "sqlite"
                            else _NoTurn())
 
     @classmethod
@@ -104,6 +110,8 @@ class Runtime:
         await self.login_limiter.close()
         await self.send_budget.close()
         await self.http.aclose()
+        if isinstance(self.write_turn, FileWriteTurn):
+            self.write_turn.close()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()

@@ -20,7 +20,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from tidings.db.write_turn import sqlite_file
 
 LOCK_SUFFIX = ".workers.lock"
 
@@ -40,15 +40,10 @@ class NodeLock:
     @classmethod
     def for_database(cls, database_url: str) -> NodeLock | None:
         """The lock for an SQLite file database; None for PostgreSQL and in-memory SQLite."""
-        url = make_url(database_url)
-        if url.get_backend_name() != "sqlite":
+        database = sqlite_file(database_url)
+        if database is None:
             return None
-        database = url.database or ""
-        if database.startswith("file:"):  # an SQLite URI filename (``?uri=true``)
-            database = database.removeprefix("file:").partition("?")[0]
-        if database in ("", ":memory:") or url.query.get("mode") == "memory":
-            return None
-        return cls(Path(database + LOCK_SUFFIX))
+        return cls(Path(str(database) + LOCK_SUFFIX))
 
     @property
     def held(self) -> bool:
