@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_processes: int = Field(default=1, ge=1, le=64)
+    worker_process: bool = True
     var_dir: Path = Path("./var")
     api_rate_limit: str = "6000/min"
     login_rate_limit: str = "10/min"

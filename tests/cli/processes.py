@@ -79,3 +79,23 @@ def exits_within(process: subprocess.Popen[bytes], seconds: float) -> int:
         return process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the process did not exit within {seconds}s")
+
+
+def child_processes(pid: int, command_part: str) -> list[int]:
+    """The processes ``pid`` started whose command line holds ``command_part``. Every thread's
+    children are read: a restarted child comes from the watcher thread, not the main one."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            pids += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [child for child in pids if command_part in command_line(child)]
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, arguments joined by spaces ("" once it has gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

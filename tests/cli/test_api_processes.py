@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.processes import (
+    child_processes,
     clean_env,
     exits_within,
     free_port,
@@ -36,26 +37,13 @@ class Served:
     log: Path
 
     def api_children(self) -> list[int]:
-        pids = []  # each thread lists the children it started (a restart comes from another)
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            try:
-                pids += [int(pid) for pid in (task / "children").read_text().split()]
-            except OSError:
-                continue
-        return [pid for pid in pids if "spawn_main" in _command_line(pid)]
+        return child_processes(self.process.pid, "spawn_main")
 
     def healthy(self) -> bool:
         try:
             return _request(self.port, "GET", "/health")[0] == 200
         except OSError:
             return False
-
-
-def _command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _request(port: int, method: str, path: str, body: dict[str, object] | None = None,

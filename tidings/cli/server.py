@@ -1,15 +1,17 @@
 """``tidings serve``, ``tidings worker`` and ``tidings migrate``: running Tidings.
 
 Both ``serve`` and ``worker`` apply pending migrations first and stop cleanly, exiting 0, on
-SIGTERM or Ctrl+C (SIGINT). On SQLite only one process may run the workers of a database file
-(``pipeline.node_lock``): a second ``worker``, or a second ``serve`` without ``--no-workers``,
-refuses to start and exits 1.
+SIGTERM or Ctrl+C (SIGINT). ``serve`` runs the workers as a ``tidings worker`` child process
+unless told otherwise (``tidings.cli.serving``). On SQLite only one process may run the workers
+of a database file (``pipeline.node_lock``): a second ``worker``, or a second ``serve`` without
+``--no-workers``, refuses to start and exits 1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import sys
@@ -24,12 +26,14 @@ from tidings.cli.common import emit, fail, load_settings, open_database, run, sh
 from tidings.cli.serving import (
     STOP_SIGNALS,
     ApiProcesses,
+    WorkerProcess,
     absorbing_stop_signals,
     shared_port_socket,
     uvicorn_server,
 )
 from tidings.config import Settings
 from tidings.pipeline.node_lock import NodeLock, NodeLockBusy
+from tidings.pipeline.wakes import listen_for_wakes
 from tidings.pipeline.workers import WorkerSet
 from tidings.runtime import Runtime
 from tidings.services.tenancy import count_tenants
@@ -49,16 +53,23 @@ def serve(
     api_processes: Annotated[int | None, typer.Option(
         "--api-processes", min=1, max=64,
         help="HTTP API processes sharing the port, for more than one core (default: "
-             "TIDINGS_API_PROCESSES, else 1). The workers run in the first only.",
+             "TIDINGS_API_PROCESSES, else 1).",
+        show_default=False)] = None,
+    worker_process: Annotated[bool | None, typer.Option(
+        "--worker-process/--inline-workers",
+        help="Run the workers as a process of their own, on another core (default: "
+             "TIDINGS_WORKER_PROCESS, else yes), or inside the (first) API process.",
         show_default=False)] = None,
 ) -> None:
-    """Serve the HTTP API, with the background workers in the same process unless --no-workers.
+    """Serve the HTTP API, with the background workers in a child process (or inside the API
+    process with --inline-workers, or elsewhere with --no-workers).
 
     Applies pending migrations first; on an empty database, prints how to create the first
-    tenant. Runs until SIGTERM or Ctrl+C, then finishes the requests in flight and exits 0.
-    With more than one API process, see ``tidings.cli.serving``.
+    tenant. Runs until SIGTERM or Ctrl+C, then finishes the requests in flight, stops the
+    workers and exits 0. For the processes, see ``tidings.cli.serving``.
     """
-    settings = load_settings(host=host, port=port, api_processes=api_processes)
+    settings = load_settings(host=host, port=port, api_processes=api_processes,
+                             worker_process=worker_process)
     lock = NodeLock.for_database(settings.database_url)
     if lock is not None and not no_workers:
         try:
@@ -71,9 +82,14 @@ def serve(
     # Imported here so that the other commands do not load FastAPI.
     from tidings.app import create_app
 
-    server = uvicorn_server(create_app(settings, run_workers=not no_workers), settings)
+    worker = WorkerProcess() if settings.worker_process and not no_workers else None
+    server = uvicorn_server(create_app(
+        settings, run_workers=not no_workers and worker is None,
+        worker_wakes=worker.wakes if worker is not None else None), settings)
     sockets: list[socket.socket] | None = None
     extra: ApiProcesses | None = None
+    if worker is not None:
+        worker.start()
     if settings.api_processes > 1:
         try:
             sockets = [shared_port_socket(settings.host, settings.port)]
@@ -92,6 +108,8 @@ def serve(
     finally:
         if extra is not None:
             extra.stop()
+        if worker is not None:
+            worker.stop()
     if not server.started:
         fail("the server did not start (the reason is logged above)")
 
@@ -147,22 +165,39 @@ def _base_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def worker() -> None:
+def worker(
+    wake_fd: Annotated[int | None, typer.Option(
+        "--wake-fd", hidden=True,
+        help="The read end of `tidings serve`'s wake pipe (pipeline.wakes); the worker exits "
+             "at once when it closes.")] = None,
+) -> None:
     """Run the background workers without the API, until SIGTERM or Ctrl+C (then exit 0).
 
     Applies pending migrations first. On SQLite, refuses to start (exit 1) while another process
     runs the workers for the same database file.
     """
     settings = load_settings()
-    run(_work(settings))
+    run(_work(settings, wake_fd))
 
 
-async def _work(settings: Settings) -> None:
+def _serve_has_gone() -> None:
+    """The wake pipe closed: the serve process this worker belongs to died (SIGKILL, a crash).
+    Exit now, as it did, so that a restarted serve can take the workers over; leases bring
+    back whatever was in flight."""
+    log.error("the serve process has gone; the worker stops at once")
+    logging.shutdown()
+    os._exit(1)
+
+
+async def _work(settings: Settings, wake_fd: int | None = None) -> None:
     await _migrate(settings)
     runtime = Runtime.build(settings)
     workers = WorkerSet(runtime)
     try:
         await workers.start()
+        if wake_fd is not None:
+            listen_for_wakes(wake_fd, dispatcher=workers.wake_dispatcher,
+                             callbacks=workers.wake_callbacks, on_closed=_serve_has_gone)
         with _stop_signals() as stop:
             log.info("workers running against %s; stop with SIGTERM or Ctrl+C",
                      shown_url(settings.database_url))

@@ -1,15 +1,26 @@
-"""Running the HTTP API under uvicorn, in one process or several sharing the port.
+"""Running the HTTP API under uvicorn, in one process or several sharing the port, and the
+workers in a process of their own.
+
+By default (``TIDINGS_WORKER_PROCESS=true``) ``tidings serve`` starts ``tidings worker`` as a
+child (``WorkerProcess``): the dispatcher, the callback sender and the periodic jobs get a core
+of their own instead of sharing the API's (BENCHMARKS.md: delivery reports to callbacks run
+about twice as fast). The API wakes it through a pipe (``pipeline.wakes``) when it commits
+messages or callbacks; the worker exits at once when that pipe closes (the serve process has
+died), so a restarted serve can take the workers over. ``--inline-workers`` runs them inside
+the API process instead.
 
 One Python process handles about a thousand sends a second on one core (BENCHMARKS.md). With
 ``--api-processes N`` (``TIDINGS_API_PROCESSES``), ``tidings serve`` listens on a socket bound
 with ``SO_REUSEPORT`` and starts ``N - 1`` more API-only processes, each binding its own socket
 to the same address; the kernel spreads new connections across them. Only the first process
-runs the workers (the dispatcher picks up the others' messages at its next poll, within
-50 ms). Each process has its own caches and, without Redis, its own API rate limiter: with
-``TIDINGS_REDIS_URL`` unset a tenant's API rate limit applies per process.
+wakes the workers (the others' messages are picked up at the dispatcher's next poll, within
+50 ms, and their callbacks within half a second). Each process has its own caches and,
+without Redis, its own API rate limiter: with ``TIDINGS_REDIS_URL`` unset a tenant's API rate
+limit applies per process.
 
-A child stops when the parent asks (SIGTERM), on Ctrl+C, or when the parent dies (it watches
-the parent's sentinel); one that exits on its own with an error is started again after a second.
+A child stops when the parent asks (SIGTERM), on Ctrl+C, or when the parent dies (an API
+process watches the parent's sentinel, the worker its wake pipe); one that exits on its own with
+an error is started again after a second.
 """
 
 from __future__ import annotations
@@ -17,8 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +46,7 @@ import uvicorn
 
 from tidings.config import Settings
 from tidings.logging_setup import configure_logging, parse_level
+from tidings.pipeline.wakes import WakeWriter
 
 log = logging.getLogger("tidings.cli")
 
@@ -155,6 +170,63 @@ class ApiProcesses:
                 child.join()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+
+
+class WorkerProcess:
+    """``tidings worker --wake-fd`` as a child of ``tidings serve``: started before the API,
+    started again (after a second) when it exits with an error, stopped after the API.
+    ``wakes`` tells it that messages or callbacks were committed."""
+
+    def __init__(self) -> None:
+        self._wake_read, wake_write = os.pipe()
+        self.wakes = WakeWriter(wake_write)
+        self._wake_write = wake_write
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        self._process = self._spawn()
+        self._watcher = threading.Thread(target=self._restart_failed, name="worker-process",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tidings", "worker", "--wake-fd", str(self._wake_read)],
+            pass_fds=(self._wake_read,))
+
+    def _restart_failed(self) -> None:
+        while not self._stopping.is_set():
+            assert self._process is not None
+            code = self._process.wait()
+            if self._stopping.is_set() or code == 0:
+                return  # told to stop (Ctrl+C reaches the whole process group)
+            log.warning("worker process %s exited with %s; starting another",
+                        self._process.pid, code)
+            if self._stopping.wait(RESTART_DELAY_SECONDS):
+                return
+            self._process = self._spawn()
+
+    def stop(self) -> None:
+        """Ask the worker to finish what it holds and exit; kill it if it does not."""
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()  # SIGTERM: the worker's graceful stop
+            try:
+                process.wait(CHILD_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
 
 
 def serve_api_child(host: str, port: int, ready: Any) -> None:

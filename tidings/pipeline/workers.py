@@ -51,6 +51,16 @@ class WorkerSet:
         self._running = False
         self._stopping = asyncio.Event()
 
+    def wake_dispatcher(self) -> None:
+        """Messages may be due: the dispatcher looks now rather than at its next poll."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    def wake_callbacks(self) -> None:
+        """Callbacks may be due: the callback sender looks now."""
+        if self.callbacks is not None:
+            self.callbacks.wake()
+
     @property
     def jobs(self) -> list[PeriodicJob]:
         return list(self._jobs)
