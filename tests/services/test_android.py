@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +16,13 @@ from sqlalchemy import select
 
 from tests.conftest import FakeClock, TenantFactory
 from tests.pipeline.test_dispatcher import make_app, one_round, queue, states
-from tidings.db.models import AndroidMessage, ChannelAccount, Message
+from tidings.db.models import AndroidMessage, CallbackDelivery, ChannelAccount, Message
 from tidings.domain.android import hash_content, hash_phone
 from tidings.domain.passwords import verify_password
 from tidings.errors import Unauthorized
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.runtime import Runtime
+from tidings.services import webhooks
 from tidings.services.android import access, messages
 from tidings.services.android.access import AndroidCaller, Registration
 from tidings.services.android.hashing import hash_processed_messages
@@ -133,6 +135,28 @@ async def test_a_late_sent_report_does_not_undo_delivered(
     await report(runtime, owner, PhoneReport(view.header.ext_id, "Sent"))
 
     assert (await view_of(runtime, owner, view.header.ext_id)).state == "Delivered"
+
+
+async def test_a_phone_cancelling_a_message_queues_its_status_callback(
+        runtime: Runtime, tenants: TenantFactory) -> None:
+    owner = await phone(runtime, tenants)
+    async with runtime.sessions() as session:
+        await webhooks.create_endpoint(
+            session, runtime.secret_box, tenant_id=owner.app.tenant_id,
+            url="http://127.0.0.1:9/tidings", events=["message.status"], secret="s" * 32,
+            allow_private=True, now=runtime.clock())
+        await session.commit()
+    [row_id] = await queue(runtime, owner.app)
+    await pulled(runtime, owner)
+
+    await report(runtime, owner, PhoneReport(row_id, "Cancelled"))
+
+    async with runtime.sessions() as session:
+        queued = (await session.execute(select(CallbackDelivery))).scalars().all()
+    assert await states(runtime, [row_id]) == ["cancelled"]
+    assert [(delivery.message_id, delivery.event) for delivery in queued] == [
+        (row_id, "message.status")]
+    assert json.loads(queued[0].body)["data"]["state"] == "cancelled"
 
 
 async def test_a_report_from_another_phone_changes_nothing(

@@ -44,7 +44,9 @@ from tidings.domain.states import MessageState
 from tidings.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from tidings.providers.base import StatusUpdate
 from tidings.providers.sms.android import Config
+from tidings.services import callback_events
 from tidings.services.android.access import AndroidCaller
+from tidings.services.callback_queue import MessageSnapshot
 from tidings.services.reports import apply_status_updates
 
 _S = MessageState
@@ -419,6 +421,7 @@ async def apply_phone_reports(session: AsyncSession, device: AndroidDevice,
                                      AndroidMessage.ext_id.in_(ext_ids)))).scalars()}
     rows = await _rows_of(session, [header.id for header in headers.values()])
     updates: list[tuple[Message, StatusUpdate]] = []
+    cancelled: list[Message] = []
     known = 0
     for report in reports:
         header = headers.get(report.ext_id)
@@ -441,7 +444,7 @@ async def apply_phone_reports(session: AsyncSession, device: AndroidDevice,
         else:
             targets = [(row, report.state, None) for row in mine]
         for row, state, error in targets:
-            update_ = _apply_recipient_state(session, row, state, error, now)
+            update_ = _apply_recipient_state(session, row, state, error, now, cancelled)
             if update_ is not None:
                 updates.append((row, update_))
         for name, stamp in report.states.items():
@@ -456,6 +459,9 @@ async def apply_phone_reports(session: AsyncSession, device: AndroidDevice,
         header.updated_at = now
     if updates:
         await apply_status_updates(session, updates, now)
+    if cancelled:
+        await callback_events.message_status_changed(
+            session, [MessageSnapshot.of(row) for row in cancelled], now)
     await session.flush()
     for header in headers.values():
         header.state = derived_state(header, rows.get(header.id, []))
@@ -468,9 +474,11 @@ _REPORTED = {_S.SENT.value, _S.DELIVERED.value, _S.FAILED.value}
 
 
 def _apply_recipient_state(session: AsyncSession, row: Message, android: str,
-                           error: str | None, now: datetime) -> StatusUpdate | None:
+                           error: str | None, now: datetime,
+                           cancelled: list[Message]) -> StatusUpdate | None:
     """Move one row as the phone says: ``Processed`` and ``Cancelled`` here (pipeline moves of
-    a row still queued), ``Sent``/``Delivered``/``Failed`` as a report (monotonic)."""
+    a row still queued; a row cancelled is added to ``cancelled``, whose tenants hear of it),
+    ``Sent``/``Delivered``/``Failed`` as the report answered (monotonic)."""
     try:
         target = neutral_state(android)
     except ValueError:
@@ -491,6 +499,7 @@ def _apply_recipient_state(session: AsyncSession, row: Message, android: str,
     row.updated_at = now
     if target == _S.CANCELLED.value:
         row.completed_at = now
+        cancelled.append(row)
     return None
 
 
