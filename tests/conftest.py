@@ -5,7 +5,7 @@ httpx; a clock that tests move by hand; tenants made the way the CLI makes them.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.gateway_processes import ProcessGroups, server_database
 from tidings.app import create_app
 from tidings.config import Settings
 from tidings.db.base import Base
@@ -163,3 +164,21 @@ class TenantFactory:
 @pytest.fixture
 def tenants(runtime: Runtime) -> TenantFactory:
     return TenantFactory(runtime)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessGroups]:
+    """Programs an end-to-end test starts as real processes; all killed when it ends."""
+    started = ProcessGroups(tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture
+def server_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database for a ``tidings serve`` the test starts: a file under ``<tmp>/var``, or
+    a scratch PostgreSQL database named after the test module, dropped afterwards."""
+    purpose = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    yield from server_database(tmp_path, POSTGRES_URL, purpose)

@@ -37,25 +37,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
 from sqlalchemy.engine import make_url
 
-from tests.cli.processes import clean_env, free_port, run_tidings, tidings_script
-from tests.conftest import POSTGRES_URL
+from tests.cli.processes import clean_env, free_port, run_tidings
+from tests.gateway_processes import Gateway, ProcessGroups, answers, count_in_state, until
 from tidings.pipeline.dispatcher import UNRECORDED_WINDOWS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +67,6 @@ PROVIDER_DELAY_MS = 200  # a real provider's latency: the kill finds sends in fl
 CALLBACK_ATTEMPTS = 40  # the fake's status callbacks outlast a restart (minutes of retries)
 START_SECONDS = 60.0
 DRAIN_SECONDS = 180.0
-POLL_SECONDS = 0.25
 PENDING_STATES = ("queued", "sending", "sent")
 FINAL_STATES = frozenset({"delivered", "failed", "expired", "cancelled"})
 LEASE_EXPIRED = "lease expired (worker stopped mid-send)"
@@ -85,135 +79,6 @@ def phone(n: int) -> str:
 def text(n: int) -> str:
     """Message ``n``'s text: unique, so the fake's creates can be matched to the sends."""
     return f"crash test message {n}"
-
-
-# --- processes -----------------------------------------------------------------------------------
-
-
-class Processes:
-    """The programs this test started, each logging to ``<name>.log`` under ``logs``; ``close``
-    kills every one still running, so a failing test leaves no orphan."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self._started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, argv: list[str], *, cwd: Path,
-              env: dict[str, str]) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{name}.log").open("wb") as log:
-            process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT)
-        self._started.append(process)
-        return process
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def close(self) -> None:
-        for process in self._started:
-            if process.poll() is None:
-                process.kill()
-        for process in self._started:
-            process.wait(timeout=30)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-async def _postgres(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
-def server_database_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database for the server: a file under ``<tmp>/var`` or a scratch PostgreSQL
-    database, dropped afterwards (``WITH (FORCE)``: a killed server may leave sessions)."""
-    if not POSTGRES_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'var' / 'tidings.db'}"
-        return
-    url = make_url(POSTGRES_URL)
-    name = f"{url.database}_crash_{secrets.token_hex(4)}"
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        asyncio.run(_postgres(admin_dsn, f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"cannot create a scratch PostgreSQL database for the server: {exc}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        try:
-            asyncio.run(_postgres(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        except asyncpg.PostgresSyntaxError:  # before PostgreSQL 13
-            asyncio.run(_postgres(admin_dsn, f'DROP DATABASE IF EXISTS "{name}"'))
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str, deadline_seconds: float,
-                 watched: subprocess.Popen[bytes], log: Callable[[], str]) -> None:
-    """Poll ``condition`` until it holds; fail at the deadline, or at once if ``watched``
-    exits, showing ``log()``."""
-    deadline = time.monotonic() + deadline_seconds
-    while not await condition():
-        if watched.poll() is not None:
-            pytest.fail(f"process exited ({watched.returncode}) before {what}:\n{log()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {deadline_seconds:.0f}s waiting for {what}:\n"
-                        f"{log()[-5000:]}")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-async def _answers(http: httpx.AsyncClient, path: str) -> bool:
-    try:
-        return (await http.get(path)).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-class Gateway:
-    """``tidings serve`` on one port and database: started, killed, started again."""
-
-    def __init__(self, processes: Processes, port: int, env: dict[str, str], cwd: Path) -> None:
-        self.processes = processes
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.argv = [str(tidings_script()), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        self.env = env
-        self.cwd = cwd
-        self.runs = 0
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def name(self) -> str:
-        """The current run's log name: ``serve-1``, then ``serve-2``."""
-        return f"serve-{self.runs}"
-
-    @property
-    def process(self) -> subprocess.Popen[bytes]:
-        assert self._process is not None, "the gateway was never started"
-        return self._process
-
-    def log(self) -> str:
-        return self.processes.log(self.name)
-
-    async def start(self) -> None:
-        """Start a run and wait until ``/health`` answers."""
-        self.runs += 1
-        self._process = self.processes.start(self.name, self.argv, cwd=self.cwd, env=self.env)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as http:
-            await _until(lambda: _answers(http, "/health"), f"{self.base_url}/health",
-                         START_SECONDS, self.process, self.log)
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
 
 
 # --- the send run --------------------------------------------------------------------------------
@@ -308,14 +173,6 @@ def _client(gateway: Gateway) -> httpx.AsyncClient:
 # --- reading the outcome -------------------------------------------------------------------------
 
 
-async def count_in_state(http: httpx.AsyncClient, headers: dict[str, str], state: str) -> int:
-    answer = await http.get("/sms/v1/messages/", headers=headers,
-                            params={"state": state, "limit": 1})
-    assert answer.status_code == 200, answer.text
-    count: int = answer.json()["count"]
-    return count
-
-
 async def stored_messages(http: httpx.AsyncClient,
                           headers: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Every message of the tenant by id, read page by page through the API."""
@@ -350,7 +207,7 @@ async def creates_taken(fake_url: str) -> Counter[str]:
 
 
 def test_sigkill_mid_run_loses_no_acknowledged_message_and_resends_at_most_one_window(
-        tmp_path: Path, server_database_url: str, processes: Processes) -> None:
+        tmp_path: Path, server_database_url: str, processes: ProcessGroups) -> None:
     fake_port, port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     fake = processes.start("fake-twilio", [
@@ -372,7 +229,7 @@ def test_sigkill_mid_run_loses_no_acknowledged_message_and_resends_at_most_one_w
 async def _crash_and_recover(gateway: Gateway, fake: subprocess.Popen[bytes],
                              fake_url: str) -> None:
     async with httpx.AsyncClient(base_url=fake_url, auth=(TWILIO_SID, TWILIO_TOKEN)) as probe:
-        await _until(lambda: _answers(probe, f"/2010-04-01/Accounts/{TWILIO_SID}/Balance.json"),
+        await until(lambda: answers(probe, f"/2010-04-01/Accounts/{TWILIO_SID}/Balance.json"),
                      "the fake Twilio", START_SECONDS, fake,
                      lambda: gateway.processes.log("fake-twilio"))
     await gateway.start()
@@ -402,7 +259,7 @@ async def _crash_and_recover(gateway: Gateway, fake: subprocess.Popen[bytes],
                 pending[state] = await count_in_state(http, headers, state)
             return sum(pending.values()) == 0
 
-        await _until(drained, "every message to reach a final state", DRAIN_SECONDS,
+        await until(drained, "every message to reach a final state", DRAIN_SECONDS,
                      gateway.process, lambda: f"still pending: {pending}\n{gateway.log()}")
         drained_at = time.monotonic()
         stored = await stored_messages(http, headers)
