@@ -34,7 +34,8 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="off", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(_serve_then_settle(server)),
+                              daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -46,6 +47,22 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def _serve_then_settle(server: uvicorn.Server) -> None:
+    """Serve until told to exit, then cancel the fake's own background work (report
+    deliveries mid-connect) until none is left. ``asyncio.run`` cancels only the tasks alive
+    when it starts closing; a task one of those spawns while being cancelled would be dropped
+    unstarted with the loop and warn "never awaited" in whichever test runs next."""
+    await server.serve()
+    current = asyncio.current_task()
+    for _ in range(100):
+        remaining = [task for task in asyncio.all_tasks() if task is not current]
+        if not remaining:
+            return
+        for task in remaining:
+            task.cancel()
+        await asyncio.gather(*remaining, return_exceptions=True)
 
 
 def run_forever(app: Any, port: int) -> None:
