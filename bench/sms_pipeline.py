@@ -14,8 +14,8 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               Twilio server (no rate limit): messages/s from queued to sent.
 3. broadcast  one 100,000-recipient ``POST /sms/v1/broadcast/`` to ``tidings serve`` (workers
               on, simulator app): seconds until accepted (202), and until every message is sent.
-4. memory     peak RSS of ``tidings serve`` (workers on) while 1,000,000 messages are queued
-              behind a rate-limited app and the API is in use.
+4. memory     peak RSS of ``tidings serve`` and its worker process (summed, and each) while
+              1,000,000 messages are queued behind a rate-limited app and the API is in use.
 5. bulk       one 100,000-row CSV (``mobile`` in the slug API's ``966501234567`` form, each row
               its own text) posted to ``POST /api/v1/sms-providers/infobip-sms/bulk-send`` on
               ``tidings serve`` (workers on), sent through the fake Infobip process
@@ -30,12 +30,13 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               ``Sent`` for all of them (``GET``/``PATCH /mobile/v1/message``): messages/s.
 7. callbacks  10,000 Infobip delivery reports (one per request, 64 concurrent keep-alive
               connections) POSTed to an app's DLR webhook (``?token=`` verified) on ``tidings
-              serve`` (workers on), each moving a ``sent`` message to ``delivered`` and queueing
-              a signed ``message.status`` callback to a webhook endpoint, which the callback
-              sender delivers to a local receiver (``bench/_callback_receiver.py``, counts POSTs):
-              webhooks accepted/s, and callbacks delivered/s from the first webhook to the last
-              callback and from the last webhook to the last callback (the drain), and the
-              server's CPU use (% of one core).
+              serve`` (its worker process on), each moving a ``sent`` message to ``delivered``
+              and queueing a signed ``message.status`` callback to a webhook endpoint, which the
+              callback sender delivers to a local receiver (``bench/_callback_receiver.py``,
+              counts POSTs): webhooks accepted/s, and callbacks delivered/s from the first
+              webhook to the last callback and from the last webhook to the last callback (the
+              drain), and the CPU use of serve and its worker (% of one core). ``callbacks1``:
+              the same with ``--inline-workers`` (API and workers in one process).
 
 SQLite (a fresh file in a temporary directory) unless ``--database-url`` names a PostgreSQL
 database, whose tables are emptied first.
@@ -196,11 +197,14 @@ class Bench:
                 proc.kill()
             log.close()
 
-    def serve(self, port: int, *, workers: bool, api_processes: int = 1, **env: str) -> Any:
+    def serve(self, port: int, *, workers: bool, api_processes: int = 1,
+              inline_workers: bool = False, **env: str) -> Any:
         args = [str(BIN / "tidings"), "serve", "--port", str(port),
                 "--api-processes", str(api_processes)]
         if not workers:
             args.append("--no-workers")
+        elif inline_workers:
+            args.append("--inline-workers")
         return self.process(*args, env=self.env(**env),
                             ready_url=f"http://127.0.0.1:{port}/health")
 
@@ -224,6 +228,17 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (every thread's children)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
 
 
 def cpu_seconds(pid: int) -> float:
@@ -382,9 +397,12 @@ async def stage_memory(bench: Bench, queued: int) -> dict[str, Any]:
                 (await h.get("/sms/v1/messages/", params={"limit": 500, "offset": offset})
                  ).raise_for_status()
             await asyncio.sleep(15)  # dispatcher rounds and periodic jobs over a full queue
-        rss = peak_rss_mb(server.pid)
+        api_rss = peak_rss_mb(server.pid)
+        worker_rss = sum(peak_rss_mb(pid) for pid in child_pids(server.pid))
     await bench.clear_messages()
-    return {"queued": queued, "peak_rss_mb": round(rss, 1), "fill_seconds": round(fill_seconds)}
+    return {"queued": queued, "peak_rss_mb": round(api_rss + worker_rss, 1),
+            "api_rss_mb": round(api_rss, 1), "worker_rss_mb": round(worker_rss, 1),
+            "fill_seconds": round(fill_seconds)}
 
 
 async def stage_ingress_two_processes(bench: Bench, requests: int) -> dict[str, Any]:
@@ -453,7 +471,8 @@ async def post_all(url: str, requests: int, concurrency: int,
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1)}
 
 
-async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
+async def stage_callbacks(bench: Bench, reports: int,
+                          inline_workers: bool = False) -> dict[str, Any]:
     app_id = await bench.add_app("infobip", "INFOBIP", credentials={"api_key": INFOBIP_KEY},
                                  config={"base_url": "https://e1zz23.api.infobip.com"})
     await bench.queue_messages(app_id, reports)
@@ -476,9 +495,9 @@ async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
                    "name": "DELIVERED_TO_HANDSET", "description": "Message delivered to handset"},
         "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
                   "description": "No Error", "permanent": False}}]})
+    env = {"TIDINGS_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true", "TIDINGS_PUBLIC_URL": base}
     with bench.process(*receiver_args, ready_url=f"http://127.0.0.1:{receiver_port}/count"), \
-            bench.serve(port, workers=True, TIDINGS_CALLBACK_ALLOW_PRIVATE_NETWORKS="true",
-                        TIDINGS_PUBLIC_URL=base) as server:
+            bench.serve(port, workers=True, inline_workers=inline_workers, **env) as server:
         async with httpx.AsyncClient(base_url=base, timeout=60, headers={
                 "Authorization": f"Bearer {bench.api_key}"}) as http:
             (await http.post("/tenants/webhooks/", json={
@@ -490,7 +509,8 @@ async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
             async def received() -> int:
                 return int((await receiver.get("/count")).json()["count"])
 
-            cpu_before = cpu_seconds(server.pid)
+            processes = [server.pid, *child_pids(server.pid)]  # the worker process
+            cpu_before = sum(cpu_seconds(pid) for pid in processes)
             load = await post_all(app["dlr_webhook_url"], reports, 64, report)
             load_done = time.monotonic()
             accepted: int = sum(v for k, v in load["statuses"].items() if k.startswith("2"))
@@ -504,7 +524,7 @@ async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
             except TimeoutError:  # reported as it stands: callbacks < accepted
                 done = time.monotonic()
             callbacks = await received()
-            server_cpu = cpu_seconds(server.pid) - cpu_before
+            server_cpu = sum(cpu_seconds(pid) for pid in processes) - cpu_before
     async with bench.engine.begin() as connection:
         by_state = {state: count for state, count in (await connection.execute(text(
             "SELECT state, count(*) FROM callback_deliveries GROUP BY state"))).all()}
@@ -514,7 +534,8 @@ async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
             await connection.execute(text(f"DELETE FROM {table}"))
     await bench.clear_messages()
     since_first, since_last = done - load["started"], max(done - load_done, 1e-3)
-    return {"reports": reports, "accepted": accepted,
+    return {"workers": "inline" if inline_workers else "process", "reports": reports,
+            "accepted": accepted,
             "statuses": ",".join(f"{k}:{v}" for k, v in sorted(load["statuses"].items())),
             "webhooks_seconds": load["seconds"], "webhooks_per_second": load["per_second"],
             "webhook_p99_ms": load["p99_ms"], "callbacks": callbacks,
@@ -528,11 +549,16 @@ async def stage_callbacks(bench: Bench, reports: int) -> dict[str, Any]:
             "deliveries": ",".join(f"{k}:{v}" for k, v in sorted(by_state.items()))}
 
 
+async def stage_callbacks_inline_workers(bench: Bench, reports: int) -> dict[str, Any]:
+    return await stage_callbacks(bench, reports, inline_workers=True)
+
+
 STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
           "e2e": (stage_e2e, 20_000),
           "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000),
           "android": (stage_android, 4_000), "bulk": (stage_bulk, 100_000),
-          "bulk1": (stage_bulk_campaign, 100_000), "callbacks": (stage_callbacks, 10_000)}
+          "bulk1": (stage_bulk_campaign, 100_000), "callbacks": (stage_callbacks, 10_000),
+          "callbacks1": (stage_callbacks_inline_workers, 10_000)}
 
 
 async def run(database_url: str | None, only: list[str], scale: float) -> None:
