@@ -13,6 +13,8 @@ worker node runs them until the pipeline issue adds an advisory lock so that one
     sweep_unmatched_reports    every hour        drops reports that never found their message
     apply_late_reports         every 5 seconds   applies reports stored as unmatched while their
                                                  message's provider id was being recorded
+    store_overdue_inbound_parts every 10 seconds stores long inbound messages whose missing
+                                                 parts did not come within a minute
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.runtime import Runtime
-from tidings.services import members, sms_upkeep
+from tidings.services import members, reports, sms_upkeep
 from tidings.services.android import hashing
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ def default_jobs() -> list[PeriodicJob]:
                     _upkeep("sweep_unmatched_reports", sms_upkeep.sweep_unmatched_reports)),
         PeriodicJob("apply_late_reports", 5.0,
                     _upkeep("apply_late_reports", sms_upkeep.apply_late_reports)),
+        PeriodicJob("store_overdue_inbound_parts", 10.0,
+                    _upkeep("store_overdue_inbound_parts", reports.store_overdue_inbound_parts)),
         PeriodicJob("android_privacy_hashing", 10.0,
                     _upkeep("android_privacy_hashing", hashing.hash_processed_messages)),
     ]

@@ -3,8 +3,9 @@
 Shared by the dispatcher (the outcomes of its claims, in batches) and the slug API's
 synchronous send (one outcome), so a message moves the same way whoever sent it:
 
-- ``Accepted`` -> ``sent``, the provider's first id kept, reports that arrived early applied,
-  the app's daily counters moved;
+- ``Accepted`` -> ``sent``, the provider's first id kept (and every part's id in
+  ``message_parts`` when it gave one per part), reports that arrived early applied, the app's
+  daily counters moved;
 - ``Retry`` -> ``queued`` with backoff and jitter (``Retry-After`` a floor), ``expired`` when the
   next try would fall past ``expires_at``, ``failed`` when attempts run out;
 - ``Reject`` -> ``failed`` with the provider's code and text;
@@ -26,11 +27,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.config import Settings
-from tidings.db.models import ChannelAccount, Message, MessageEvent
+from tidings.db.models import ChannelAccount, Message, MessageEvent, MessagePart
 from tidings.domain.retry import RetryPolicy
 from tidings.domain.routing import Route, next_hop
 from tidings.domain.states import MessageState
@@ -110,6 +111,7 @@ class OutcomeRecorder:
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         events: list[dict[str, Any]] = []
         accepted: list[Message] = []
+        parts: list[dict[str, Any]] = []
         changed: list[MessageSnapshot] = []
         daily: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         zones: dict[str, ZoneInfo] = {}
@@ -130,6 +132,7 @@ class OutcomeRecorder:
             if state == _S.SENT.value:
                 message.provider_message_id = values["provider_message_id"]
                 accepted.append(message)
+                parts += _part_rows(message, attempt)
                 if message.mode == "live":
                     daily[attempt.account.id][0] += 1
                     daily[attempt.account.id][1] += message.segments
@@ -149,8 +152,12 @@ class OutcomeRecorder:
             await _count_daily(session, account_id, today, count, segments)
             counted[account_id] = DailyCount(today, count)
         await callback_events.message_status_changed(session, changed, now)
+        if parts:
+            await _replace_parts(session, parts)
         if accepted:
-            await apply_unmatched_reports(session, accepted, now)
+            await apply_unmatched_reports(
+                session, accepted, now,
+                [(row["channel_account_id"], row["provider_message_id"]) for row in parts])
         return counted
 
     def decide(self, attempt: Attempt, now: datetime, usable_apps: Mapping[str, ChannelAccount]
@@ -268,6 +275,25 @@ def zone_or_utc(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (KeyError, ValueError):
         return ZoneInfo("UTC")
+
+
+def _part_rows(message: Message, attempt: Attempt) -> list[dict[str, Any]]:
+    """``message_parts`` rows for an accepted message the provider gave an id per part."""
+    outcome = attempt.outcome
+    if not isinstance(outcome, Accepted) or len(outcome.provider_ids) < 2:
+        return []
+    return [{"message_id": message.id, "part": number, "channel_account_id": attempt.account.id,
+             "provider_message_id": provider_id, "state": _S.SENT.value,
+             "provider_status": None, "error_code": None, "reported_at": None}
+            for number, provider_id in enumerate(outcome.provider_ids, start=1)]
+
+
+async def _replace_parts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store the parts of accepted messages, replacing those of an earlier attempt."""
+    table = cast(Table, MessagePart.__table__)
+    await session.execute(delete(table).where(
+        table.c.message_id.in_({row["message_id"] for row in rows})))
+    await session.execute(insert(table), rows)
 
 
 async def _count_daily(session: AsyncSession, account_id: str, today: date, count: int,

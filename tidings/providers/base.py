@@ -247,6 +247,20 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class InboundPart:
+    """One part of a long inbound SMS that arrived on its own (an SMSC delivers each part of a
+    concatenated message in a deliver_sm of its own): ``message`` carries this part's text.
+    Parts are kept until all ``total`` are in, then stored as one message, their texts joined
+    in ``sequence`` order (1 to ``total``). ``reference`` is the sender's concatenation
+    reference, the same in every part of one message."""
+
+    message: InboundMessage
+    reference: int
+    total: int
+    sequence: int
+
+
+@dataclass(frozen=True)
 class UnknownStatus:
     """A report whose status word the provider's ``STATUS_MAP`` does not know.
 
@@ -267,7 +281,7 @@ class WebhookAck:
     body: bytes = b'{"status":"ok"}'
 
 
-WebhookEvent = StatusUpdate | InboundMessage | UnknownStatus
+WebhookEvent = StatusUpdate | InboundMessage | InboundPart | UnknownStatus
 """Everything ``SmsProvider.parse_webhook`` may answer, in a list."""
 
 

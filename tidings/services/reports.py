@@ -4,9 +4,12 @@ Reports are applied monotonically (``merge_report``): a late ``sent`` never over
 ``delivered``. A report identical to one already recorded for the message (same provider
 status word) is a redelivery and changes nothing, not even the history. A report for a provider
 id no message carries yet is kept in ``unmatched_reports`` and applied when the dispatcher
-records that id (``apply_unmatched_reports``). Inbound messages are stored once per provider
-message id. Each state change and each stored inbound message queues the tenant's callbacks
-(``callback_events``) in the same transaction.
+records that id (``apply_unmatched_reports``). A long message whose provider gave an id per
+part (``message_parts``) takes its parts' reports together: failed when one part fails,
+delivered when all are. The parts of a long inbound message that arrive one by one
+(``InboundPart``) are kept until all are in and stored as one message. Inbound messages are
+stored once per provider message id. Each state change and each stored inbound message queues
+the tenant's callbacks (``callback_events``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,24 +17,40 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.models import ChannelAccount, Message, MessageEvent, UnmatchedReport
+from tidings.db.models import (
+    ChannelAccount,
+    Message,
+    MessageEvent,
+    MessagePart,
+    PendingInboundPart,
+    UnmatchedReport,
+)
 from tidings.db.repos.message_numbers import next_message_number
 from tidings.domain.ids import new_id
 from tidings.domain.phone import to_e164
 from tidings.domain.segments import count_segments
 from tidings.domain.states import MessageState, merge_report
-from tidings.providers.base import InboundMessage, StatusUpdate, UnknownStatus, WebhookEvent
+from tidings.providers.base import (
+    InboundMessage,
+    InboundPart,
+    StatusUpdate,
+    UnknownStatus,
+    WebhookEvent,
+)
 from tidings.services import callback_events, inbound_routing
 from tidings.services.callback_queue import MessageSnapshot
 
 INBOUND = "inbound"
+INBOUND_PARTS_WAIT = timedelta(seconds=60)
+"""How long the parts of a long inbound message wait for the others before what came is stored
+as the message."""
 
 
 @dataclass
@@ -68,45 +87,129 @@ async def apply_webhook_batch(session: AsyncSession, items: Sequence[WebhookBatc
     updates applied together (``apply_status_updates``: one history read, one callback
     enqueue), so a batch of webhooks costs a few statements, not a few per report."""
     summaries = [ReportSummary() for _ in items]
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for item in items:
-        for event in item.events:
-            if isinstance(event, StatusUpdate | UnknownStatus) and event.provider_message_id:
-                wanted[item.account.id].add(event.provider_message_id)
-    found = await _outbound_by_provider_ids(session, wanted)
-    updates: list[tuple[Message, StatusUpdate, ReportSummary]] = []
+    reports: list[tuple[str, StatusUpdate | UnknownStatus, ReportSummary]] = []
     for item, summary in zip(items, summaries, strict=True):
-        account = item.account
         for event in item.events:
-            if isinstance(event, StatusUpdate):
-                message = found.get((account.id, event.provider_message_id))
-                if message is None:
-                    session.add(UnmatchedReport(
-                        id=new_id(), channel_account_id=account.id,
-                        provider_message_id=event.provider_message_id,
-                        report=_report_payload(event), created_at=now))
-                    summary.unmatched += 1
-                else:
-                    updates.append((message, event, summary))
+            if isinstance(event, StatusUpdate | UnknownStatus):
+                reports.append((item.account.id, event, summary))
             elif isinstance(event, InboundMessage):
-                if await store_inbound(session, account, event, now):
+                if await store_inbound(session, item.account, event, now):
                     summary.inbound += 1
                 else:
                     summary.unchanged += 1
-            elif isinstance(event, UnknownStatus):
-                summary.ignored += 1
-                message = found.get((account.id, event.provider_message_id or ""))
-                if message is not None:
-                    session.add(_event(message, "unknown_status", None, None, now,
-                                       {"provider_status": event.provider_status}))
+            elif isinstance(event, InboundPart):
+                if await store_inbound_part(session, item.account, event, now):
+                    summary.inbound += 1
+                else:
+                    summary.unchanged += 1
+    await _apply_reports(session, reports, now, keep_unmatched=True)
+    await session.flush()
+    return summaries
+
+
+async def _apply_reports(session: AsyncSession,
+                         reports: Sequence[tuple[str, StatusUpdate | UnknownStatus,
+                                                 ReportSummary]],
+                         now: datetime, *, keep_unmatched: bool) -> None:
+    """Apply reports (app id, report, the summary to count it in), in order: to a part of a
+    long message when the id is a part's (``message_parts``), else to the message with that
+    provider id; kept in ``unmatched_reports`` (``keep_unmatched``) when neither exists yet.
+    The parts and messages named are read in one query each per app."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for account_id, event, _ in reports:
+        if event.provider_message_id:
+            wanted[account_id].add(event.provider_message_id)
+    parts = await _parts_by_provider_ids(session, wanted)
+    for (account_id, provider_id) in parts:
+        wanted[account_id].discard(provider_id)
+    found = await _outbound_by_provider_ids(session, wanted)
+    updates: list[tuple[Message, StatusUpdate, ReportSummary]] = []
+    part_updates: list[tuple[MessagePart, StatusUpdate, ReportSummary]] = []
+    for account_id, event, summary in reports:
+        key = (account_id, event.provider_message_id or "")
+        if isinstance(event, UnknownStatus):
+            summary.ignored += 1
+            message = found.get(key)
+            if message is not None:
+                session.add(_event(message, "unknown_status", None, None, now,
+                                   {"provider_status": event.provider_status}))
+        elif (part := parts.get(key)) is not None:
+            part_updates.append((part, event, summary))
+        elif (message := found.get(key)) is not None:
+            updates.append((message, event, summary))
+        elif keep_unmatched:
+            session.add(UnmatchedReport(
+                id=new_id(), channel_account_id=account_id,
+                provider_message_id=event.provider_message_id,
+                report=_report_payload(event), created_at=now))
+            summary.unmatched += 1
+    if part_updates:
+        updates += await _apply_part_reports(session, part_updates, now)
     changed = await _apply_status_updates(session, [(m, u) for m, u, _ in updates], now)
     for (_, _, summary), moved in zip(updates, changed, strict=True):
         if moved:
             summary.applied += 1
         else:
             summary.unchanged += 1
-    await session.flush()
-    return summaries
+
+
+async def _apply_part_reports(session: AsyncSession,
+                              reports: Sequence[tuple[MessagePart, StatusUpdate, ReportSummary]],
+                              now: datetime) -> list[tuple[Message, StatusUpdate, ReportSummary]]:
+    """Record each part's report (a ``part_report`` history entry), then answer the report
+    each message's parts add up to: failed as soon as one part has failed, delivered once every
+    part is delivered, nothing while parts are outstanding (a part's report that changes
+    nothing counts as unchanged)."""
+    message_ids = {part.message_id for part, _, _ in reports}
+    messages = {m.id: m for m in (await session.execute(
+        select(Message).where(Message.id.in_(message_ids)))).scalars()}
+    all_parts: dict[str, list[MessagePart]] = defaultdict(list)
+    for part in (await session.execute(select(MessagePart).where(
+            MessagePart.message_id.in_(message_ids)).order_by(MessagePart.part))).scalars():
+        all_parts[part.message_id].append(part)
+    touched: dict[str, ReportSummary] = {}
+    for part, update, summary in reports:
+        message = messages.get(part.message_id)
+        moved = merge_report(MessageState(part.state), update.state)
+        if message is None or moved is None:
+            summary.unchanged += 1
+            continue
+        part.state = moved.value
+        part.provider_status = update.provider_status[:40]
+        part.error_code = (update.error_code or None) and update.error_code[:64]
+        part.reported_at = update.occurred_at or now
+        detail: dict[str, Any] = {"part": part.part, "parts": len(all_parts[message.id]),
+                                  "provider_message_id": part.provider_message_id,
+                                  "provider_status": update.provider_status}
+        if update.error_code:
+            detail["error_code"] = update.error_code
+        session.add(_event(message, "part_report", None, None, now, detail))
+        touched[message.id] = summary
+    whole: list[tuple[Message, StatusUpdate, ReportSummary]] = []
+    for message_id, summary in touched.items():
+        combined = _parts_combined(all_parts[message_id])
+        if combined is None:
+            summary.applied += 1  # the part moved; the message waits for its other parts
+        else:
+            whole.append((messages[message_id], combined, summary))
+    return whole
+
+
+def _parts_combined(parts: Sequence[MessagePart]) -> StatusUpdate | None:
+    """The report a message's parts add up to, or None while they do not decide it yet."""
+    failed = [part for part in parts if part.state == MessageState.FAILED.value]
+    if failed:
+        first = failed[0]
+        return StatusUpdate(first.provider_message_id, MessageState.FAILED,
+                            first.provider_status or "failed", first.error_code,
+                            f"part {first.part} of {len(parts)}: {first.provider_status}",
+                            first.reported_at)
+    done = {MessageState.DELIVERED.value, MessageState.READ.value}
+    if parts and all(part.state in done for part in parts):
+        last = max(parts, key=lambda part: part.reported_at or datetime.min.replace(tzinfo=UTC))
+        return StatusUpdate(last.provider_message_id, MessageState.DELIVERED,
+                            last.provider_status or "delivered", occurred_at=last.reported_at)
+    return None
 
 
 async def apply_status_update(session: AsyncSession, message: Message, update: StatusUpdate,
@@ -233,37 +336,104 @@ async def store_inbound(session: AsyncSession, account: ChannelAccount, event: I
     return True
 
 
-async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Message],
-                                  now: datetime) -> int:
-    """Apply reports that arrived before ``messages`` had their provider ids recorded.
+async def store_inbound_part(session: AsyncSession, account: ChannelAccount,
+                             part: InboundPart, now: datetime) -> bool:
+    """Keep one part of a long inbound message; once every part is in, store them joined as
+    one inbound message (``store_inbound``) and forget the parts. False when this part was
+    already kept (a redelivery)."""
+    message = part.message
+    key = (PendingInboundPart.channel_account_id == account.id,
+           PendingInboundPart.from_number == message.from_number,
+           PendingInboundPart.to_number == message.to_number,
+           PendingInboundPart.reference == part.reference,
+           PendingInboundPart.total == part.total)
+    try:
+        async with session.begin_nested():
+            session.add(PendingInboundPart(
+                id=new_id(), channel_account_id=account.id, from_number=message.from_number,
+                to_number=message.to_number, reference=part.reference, total=part.total,
+                sequence=part.sequence, provider_message_id=message.provider_message_id,
+                text=message.text, received_at=message.received_at or now, created_at=now))
+    except IntegrityError:
+        return False
+    parts = (await session.execute(select(PendingInboundPart).where(*key).order_by(
+        PendingInboundPart.sequence))).scalars().all()
+    if len(parts) == part.total:
+        await _store_joined(session, account, parts, now)
+    return True
 
-    ``messages`` need only their id, app and provider id to be current (the dispatcher passes
-    its own copies, whose state it has just changed in the database): the few that have
-    waiting reports are loaded again in ``session`` before a report is applied."""
-    by_key = {(m.channel_account_id, m.provider_message_id): m.id for m in messages
-              if m.provider_message_id}
-    if not by_key:
+
+async def store_overdue_inbound_parts(session: AsyncSession, now: datetime) -> int:
+    """Store the parts of long inbound messages whose other parts have not come within
+    ``INBOUND_PARTS_WAIT`` as one message each (what came, in order); answers how many."""
+    overdue = (await session.execute(select(PendingInboundPart).where(
+        PendingInboundPart.created_at <= now - INBOUND_PARTS_WAIT).order_by(
+        PendingInboundPart.sequence))).scalars().all()
+    groups: dict[tuple[str, str, str, int, int], list[PendingInboundPart]] = defaultdict(list)
+    for part in overdue:
+        groups[(part.channel_account_id, part.from_number, part.to_number, part.reference,
+                part.total)].append(part)
+    accounts = {account.id: account for account in (await session.execute(
+        select(ChannelAccount).where(ChannelAccount.id.in_({key[0] for key in groups}))
+    )).scalars()} if groups else {}
+    for (account_id, *_), parts in groups.items():
+        await _store_joined(session, accounts[account_id], parts, now)
+    return len(groups)
+
+
+async def _store_joined(session: AsyncSession, account: ChannelAccount,
+                        parts: Sequence[PendingInboundPart], now: datetime) -> None:
+    first = parts[0]
+    await store_inbound(session, account, InboundMessage(
+        provider_message_id=first.provider_message_id, from_number=first.from_number,
+        to_number=first.to_number, text="".join(part.text for part in parts),
+        received_at=min(part.received_at for part in parts)), now)
+    await session.execute(delete(PendingInboundPart).where(
+        PendingInboundPart.id.in_([part.id for part in parts])))
+
+
+async def apply_unmatched_reports(session: AsyncSession, messages: Sequence[Message],
+                                  now: datetime,
+                                  part_ids: Sequence[tuple[str, str]] = ()) -> int:
+    """Apply reports that arrived before ``messages`` had their provider ids recorded, and
+    before the parts named by ``part_ids`` (app id, provider id) were.
+
+    ``messages`` need only their app and provider id to be current (the dispatcher passes its
+    own copies, whose state it has just changed in the database): the messages that have
+    waiting reports are read again in ``session`` when the reports are applied."""
+    keys = {(m.channel_account_id, m.provider_message_id) for m in messages
+            if m.provider_message_id} | set(part_ids)
+    if not keys:
         return 0
-    rows = (await session.execute(select(UnmatchedReport).where(
-        UnmatchedReport.channel_account_id.in_({k[0] for k in by_key}),
-        UnmatchedReport.provider_message_id.in_({k[1] for k in by_key}),
+    rows = [row for row in (await session.execute(select(UnmatchedReport).where(
+        UnmatchedReport.channel_account_id.in_({key[0] for key in keys}),
+        UnmatchedReport.provider_message_id.in_({key[1] for key in keys}),
     ).order_by(UnmatchedReport.id))).scalars().all()
-    waiting = {by_key[key] for row in rows
-               if (key := (row.channel_account_id, row.provider_message_id)) in by_key}
-    if not waiting:
+        if (row.channel_account_id, row.provider_message_id) in keys]
+    if not rows:
         return 0
-    current = {m.id: m for m in (await session.execute(
-        select(Message).where(Message.id.in_(waiting)))).scalars()}
-    applied = 0
-    for row in rows:
-        message_id = by_key.get((row.channel_account_id, row.provider_message_id))
-        message = current.get(message_id) if message_id else None
-        if message is None:
+    await session.execute(delete(UnmatchedReport).where(
+        UnmatchedReport.id.in_([row.id for row in rows])))
+    summary = ReportSummary()
+    await _apply_reports(session, [(row.channel_account_id, _report_from_payload(row), summary)
+                                   for row in rows], now, keep_unmatched=False)
+    return summary.applied
+
+
+async def _parts_by_provider_ids(session: AsyncSession, wanted: dict[str, set[str]]
+                                 ) -> dict[tuple[str, str], MessagePart]:
+    """The parts of long messages of each app (key) with the provider ids (values), by
+    ``(app id, provider id)``; one query per app."""
+    found: dict[tuple[str, str], MessagePart] = {}
+    for account_id, provider_ids in wanted.items():
+        if not provider_ids:
             continue
-        if await apply_status_update(session, message, _report_from_payload(row), now):
-            applied += 1
-        await session.execute(delete(UnmatchedReport).where(UnmatchedReport.id == row.id))
-    return applied
+        rows = await session.execute(select(MessagePart).where(
+            MessagePart.channel_account_id == account_id,
+            MessagePart.provider_message_id.in_(provider_ids)))
+        for part in rows.scalars():
+            found.setdefault((account_id, part.provider_message_id), part)
+    return found
 
 
 async def _outbound_by_provider_ids(session: AsyncSession, wanted: dict[str, set[str]]
@@ -272,6 +442,8 @@ async def _outbound_by_provider_ids(session: AsyncSession, wanted: dict[str, set
     ``(app id, provider id)``; one query per app."""
     found: dict[tuple[str, str], Message] = {}
     for account_id, provider_ids in wanted.items():
+        if not provider_ids:
+            continue
         rows = await session.execute(select(Message).where(
             Message.channel_account_id == account_id,
             Message.provider_message_id.in_(provider_ids),

@@ -15,7 +15,9 @@ from tidings.db.models.messages import (
     Batch,
     Message,
     MessageEvent,
+    MessagePart,
     OutboxJob,
+    PendingInboundPart,
     UnmatchedReport,
 )
 from tidings.db.models.tenancy import ApiKey, Membership, Tenant, User
@@ -24,6 +26,7 @@ from tidings.db.models.wallet import Wallet, WalletEntry
 
 __all__ = ["AndroidCode", "AndroidDevice", "AndroidLogin", "AndroidMessage", "AndroidToken",
            "AndroidWebhook", "ApiKey", "Batch", "CallbackDelivery", "ChannelAccount", "Contact",
-           "ContactLabel", "DltTemplate", "Membership", "Message", "MessageEvent", "OutboxJob",
+           "ContactLabel", "DltTemplate", "Membership", "Message", "MessageEvent", "MessagePart",
+           "OutboxJob", "PendingInboundPart",
            "ServiceProfile", "Tenant", "TenantTag",
            "UnmatchedReport", "User", "Wallet", "WalletEntry", "WebhookEndpoint"]

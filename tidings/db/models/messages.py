@@ -169,3 +169,52 @@ class UnmatchedReport(Base):
     provider_message_id: Mapped[str] = mapped_column(String(100))
     report: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MessagePart(Base):
+    """One part of a long message whose provider gave an id per part (SMPP submits each part
+    alone): the id its receipts name, and the state they have reported. The message's state
+    is the parts' together (``services.reports``): failed once a part fails, delivered once
+    every part is. A message whose provider gave one id has no parts rows."""
+
+    __tablename__ = "message_parts"
+    __table_args__ = (
+        Index("ix_message_parts_channel_account_id_provider_message_id", "channel_account_id",
+              "provider_message_id"),
+    )
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    channel_account_id: Mapped[str] = mapped_column(id_column_type())
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16))
+    provider_status: Mapped[str | None] = mapped_column(String(40))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PendingInboundPart(Base):
+    """A part of a long inbound SMS waiting for the message's other parts
+    (``providers.base.InboundPart``): stored, so the SMSC can be answered at once, and deleted
+    when the parts are joined into one message (or, after a while, whatever came is)."""
+
+    __tablename__ = "pending_inbound_parts"
+    __table_args__ = (
+        Index("uq_pending_inbound_parts_part", "channel_account_id", "from_number",
+              "to_number", "reference", "total", "sequence", unique=True),
+        Index("ix_pending_inbound_parts_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(id_column_type(), primary_key=True)
+    channel_account_id: Mapped[str] = mapped_column(
+        ForeignKey("channel_accounts.id", ondelete="CASCADE"))
+    from_number: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(SmallInteger)
+    sequence: Mapped[int] = mapped_column(SmallInteger)
+    provider_message_id: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
