@@ -38,7 +38,8 @@ def test_the_default_jobs_and_their_periods(runtime: Runtime) -> None:
         ("expire_invitations", 600.0), ("recover_expired_leases", 5.0),
         ("simulator_reports", 0.2), ("expire_overdue", 30.0),
         ("reset_daily_counters", 60.0), ("sweep_unmatched_reports", 3600.0),
-        ("apply_late_reports", 5.0), ("android_privacy_hashing", 10.0)]
+        ("apply_late_reports", 5.0), ("store_overdue_inbound_parts", 10.0),
+        ("android_privacy_hashing", 10.0)]
     assert WorkerSet(runtime).jobs[0].run is jobs.expire_invitations
 
 
