@@ -31,6 +31,9 @@ TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "5ec7e7a0b1c2d3e4f5a6b7c8d9e0f1a2"
 MSG91_KEY = "Msg91SecretAuthKey0001"
 FAST2SMS_KEY = "Fast2smsSecretApiKey0001"
+SMPP_PASSWORD = "Zq7!kP2w"
+SMPP_CONFIG = {"host": "smsc.example.net", "port": 2775, "system_id": "acme_esme",
+               "bind_mode": "transmitter_receiver", "window": 64, "dlr_id_format": "hex"}
 
 # provider, body fields beyond name/provider, the credential values that must never show up
 PROVIDERS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
@@ -45,6 +48,8 @@ PROVIDERS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
                   "provider_credentials": {"api_key": FAST2SMS_KEY}},
      (FAST2SMS_KEY,)),
     ("SIMULATOR", {"sender_id": "Tidings", "provider_config": {"delay_ms": 250}}, ()),
+    ("SMPP", {"sender_id": "ACME", "provider_credentials": {"password": SMPP_PASSWORD},
+              "provider_config": SMPP_CONFIG}, (SMPP_PASSWORD,)),
 ]
 TWILIO_APP = {"name": "US numbers", "provider": "TWILIO", "sender_id": "+15005550006",
               "provider_credentials": {"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN}}
@@ -159,6 +164,29 @@ async def test_bad_twilio_credentials_answer_400_naming_the_field(
     assert body["code"] == "invalid"
     assert field in [error["field"] for error in body["errors"]]
     assert field in body["detail"]
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"port": 2775, "system_id": "acme"}, "provider_config.host"),
+    ({"host": "smsc.example.net", "system_id": "a" * 16}, "provider_config.system_id"),
+    ({**SMPP_CONFIG, "window": 0}, "provider_config.window"),
+    ({**SMPP_CONFIG, "bind_mode": "receiver"}, "provider_config.bind_mode"),
+    ({**SMPP_CONFIG, "dlr_id_format": "octal"}, "provider_config.dlr_id_format"),
+    ({**SMPP_CONFIG, "data_coding": 8}, "provider_config.data_coding"),
+], ids=["no-host", "long-system-id", "no-window", "receiver-only", "unknown-id-format",
+        "ucs2-as-default"])
+async def test_a_bad_smpp_configuration_answers_400_naming_the_field(
+        client: httpx.AsyncClient, tenants: TenantFactory, config: dict[str, Any],
+        field: str) -> None:
+    tenant = await tenants.create()
+
+    response = await client.post("/sms/v1/apps/", headers=tenant.headers, json={
+        "name": "SMSC", "provider": "SMPP", "sender_id": "ACME",
+        "provider_credentials": {"password": SMPP_PASSWORD}, "provider_config": config})
+
+    assert response.status_code == 400
+    assert field in [error["field"] for error in response.json()["errors"]]
+    assert SMPP_PASSWORD not in response.text
 
 
 async def test_a_refused_credential_value_is_not_echoed(

@@ -44,13 +44,14 @@ from tidings.pipeline.outcomes import (
     retry_policy,
     zone_or_utc,
 )
-from tidings.pipeline.sending import is_simulated, send_context, send_through
+from tidings.pipeline.sending import is_simulated, outbound_sms, send_context, send_through
+from tidings.pipeline.smpp_binds import SmppBinds
 from tidings.providers.base import (
     AccountContext,
     Retry,
     SendOutcome,
 )
-from tidings.providers.registry import PULL_PROVIDERS
+from tidings.providers.registry import PULL_PROVIDERS, SESSION_PROVIDERS
 from tidings.runtime import Runtime
 from tidings.services.sms_apps import ACTIVE
 
@@ -96,8 +97,11 @@ class DispatcherStats:
 class Dispatcher:
     """Runs the claim loop and the result writer until ``stop``."""
 
-    def __init__(self, runtime: Runtime, *, rng: random.Random | None = None) -> None:
+    def __init__(self, runtime: Runtime, *, rng: random.Random | None = None,
+                 smpp: SmppBinds | None = None) -> None:
+        """``smpp`` holds the SMPP apps' binds; without it their live messages stay queued."""
         self.runtime = runtime
+        self.smpp = smpp
         settings = runtime.settings
         self.window = settings.dispatch_window
         self.lease = timedelta(seconds=settings.lease_seconds)
@@ -219,6 +223,9 @@ class Dispatcher:
             query = query.where(Message.priority >= 100)
         if account.provider in PULL_PROVIDERS:  # live ones wait for a phone; tests simulate
             query = query.where(Message.mode == "test")
+        elif account.provider in SESSION_PROVIDERS and not (
+                self.smpp is not None and self.smpp.ready(account.id)):
+            query = query.where(Message.mode == "test")  # live ones wait for a bind
         if self.runtime.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = (await session.execute(query)).all()
@@ -250,7 +257,13 @@ class Dispatcher:
         simulated = is_simulated(message, app.account)
         try:
             now = self.runtime.clock()
-            if message.expires_at is None or message.expires_at > now:
+            if message.expires_at is not None and message.expires_at <= now:
+                pass
+            elif not simulated and app.account.provider in SESSION_PROVIDERS:
+                outcome = (await self.smpp.send(app.account.id, outbound_sms(
+                    message, self._context(app, simulated))) if self.smpp is not None
+                    else Retry("smpp_not_bound", "this dispatcher holds no binds"))
+            else:
                 outcome = await send_through(message, app.account, self._context(app, simulated),
                                              self.runtime.http, simulated=simulated, now=now)
         except Exception as exc:
@@ -347,6 +360,9 @@ class Dispatcher:
         self._apps = fresh
         self._order = [a for a in self._order if a in active] + [
             a for a in active if a not in self._order]  # a deleted app claims nothing more
+        if self.smpp is not None:
+            await self.smpp.sync(app.account for app_id, app in fresh.items()
+                                 if app_id in active)
         await self._fail_orphans()
 
     async def _fail_orphans(self) -> None:

@@ -1,4 +1,5 @@
-"""The background workers of one process: the dispatcher (``pipeline.dispatcher``), the
+"""The background workers of one process: the dispatcher (``pipeline.dispatcher``) with its SMPP
+binds (``pipeline.smpp_binds``), the
 callback sender (``pipeline.callbacks``) and the scheduler of periodic jobs (``pipeline.jobs``).
 
 ``tidings serve`` runs a ``WorkerSet`` inside the app's lifespan (unless ``--no-workers``);
@@ -17,6 +18,8 @@ from tidings.pipeline.callbacks import CallbackSender
 from tidings.pipeline.dispatcher import Dispatcher
 from tidings.pipeline.jobs import Job, PeriodicJob, default_jobs
 from tidings.pipeline.node_lock import NodeLock
+from tidings.pipeline.report_ingest import ReportIngest
+from tidings.pipeline.smpp_binds import SmppBinds
 from tidings.runtime import Runtime
 
 __all__ = ["Job", "PeriodicJob", "WorkerSet"]
@@ -42,8 +45,13 @@ class WorkerSet:
                  dispatch: bool = True) -> None:
         self._runtime = runtime
         self._jobs = list(jobs) if jobs is not None else default_jobs()
-        self.dispatcher = Dispatcher(runtime) if dispatch else None
         self.callbacks = CallbackSender(runtime) if dispatch else None
+        # What the SMPP binds receive is stored here, as webhooks are in the API process.
+        self.reports = ReportIngest(runtime.sessions, runtime.clock,
+                                    on_commit=self.wake_callbacks,
+                                    write_turn=runtime.write_turn) if dispatch else None
+        self.smpp = SmppBinds(runtime, self.reports) if self.reports is not None else None
+        self.dispatcher = Dispatcher(runtime, smpp=self.smpp) if dispatch else None
         self._lock = NodeLock.for_database(runtime.settings.database_url)
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_task: asyncio.Task[None] | None = None
@@ -79,6 +87,8 @@ class WorkerSet:
         for job in self._jobs:
             self._tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
         names = [job.name for job in self._jobs]
+        if self.reports is not None:
+            self.reports.start()
         if self.dispatcher is not None:
             self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
             names.insert(0, "dispatcher")
@@ -92,6 +102,10 @@ class WorkerSet:
             self.dispatcher.stop()
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
             self._dispatch_task = None
+        if self.smpp is not None:
+            await self.smpp.stop()
+        if self.reports is not None:
+            await self.reports.stop()
         if self.callbacks is not None and self._callbacks_task is not None:
             self.callbacks.stop()
             await asyncio.gather(self._callbacks_task, return_exceptions=True)

@@ -17,6 +17,7 @@ from tidings.providers.sms import (
     msegat,
     msg91,
     simulator,
+    smpp,
     taqnyat,
     twilio,
     unifonic,
@@ -37,6 +38,7 @@ SMS_PROVIDERS: Mapping[str, SmsProvider] = MappingProxyType({
     "FOURJAWALY": fourjawaly,
     "CEQUENS": cequens,
     "MORA": mora,
+    "SMPP": smpp,
 })
 
 DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})
@@ -44,6 +46,13 @@ DLT_ONLY: frozenset[str] = frozenset({"MSG91", "FAST2SMS"})
 
 PULL_PROVIDERS: frozenset[str] = frozenset({"ANDROID"})
 """Providers whose devices pull their messages: the dispatcher sends them none (live ones)."""
+
+SESSION_PROVIDERS: frozenset[str] = frozenset({"SMPP"})
+"""Providers reached over long-lived sessions the worker holds (SMPP binds), not per-request
+HTTP: the dispatcher sends through ``pipeline.smpp_binds``; nothing is sent while an API caller
+waits, so they have no slug either."""
+
+_NO_SLUG = PULL_PROVIDERS | SESSION_PROVIDERS
 
 
 def sms_provider(name: str) -> SmsProvider:
@@ -58,9 +67,9 @@ SLUG_SUFFIX = "-sms"
 def provider_for_slug(slug: str) -> str | None:
     """The registry name of the provider the slug API calls ``slug`` (``"twilio-sms"`` ->
     ``"TWILIO"``), or ``None``. Pull providers (phones) have no slug: nothing is sent while
-    the caller waits."""
+    the caller waits, nor do session providers (SMPP)."""
     for name, provider in SMS_PROVIDERS.items():
-        if name not in PULL_PROVIDERS and f"{provider.slug}{SLUG_SUFFIX}" == slug:
+        if name not in _NO_SLUG and f"{provider.slug}{SLUG_SUFFIX}" == slug:
             return name
     return None
 
@@ -68,7 +77,7 @@ def provider_for_slug(slug: str) -> str | None:
 def slug_of(name: str) -> str | None:
     """The slug API's name for the registered provider ``name`` (``"TWILIO"`` ->
     ``"twilio-sms"``), ``None`` for pull providers."""
-    if name in PULL_PROVIDERS or name not in SMS_PROVIDERS:
+    if name in _NO_SLUG or name not in SMS_PROVIDERS:
         return None
     return f"{SMS_PROVIDERS[name].slug}{SLUG_SUFFIX}"
 
@@ -76,4 +85,4 @@ def slug_of(name: str) -> str | None:
 def provider_slugs() -> list[str]:
     """Every slug of the slug API, sorted."""
     return sorted(f"{provider.slug}{SLUG_SUFFIX}" for name, provider in SMS_PROVIDERS.items()
-                  if name not in PULL_PROVIDERS)
+                  if name not in _NO_SLUG)
