@@ -1,5 +1,5 @@
 """The background workers of one process: the dispatcher (``pipeline.dispatcher``) with its SMPP
-binds (``pipeline.smpp_binds``), the
+binds (``pipeline.smpp_binds``) and their report writer (``pipeline.report_ingest``), the
 callback sender (``pipeline.callbacks``) and the scheduler of periodic jobs (``pipeline.jobs``).
 
 ``tidings serve`` runs a ``WorkerSet`` inside the app's lifespan (unless ``--no-workers``);
