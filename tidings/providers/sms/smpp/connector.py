@@ -151,8 +151,10 @@ class SmppConnector:
                 session = await SmppSession.open(self._settings(mode), self._deliver)
             except BindRefused as exc:
                 self._note(f"{mode.name.lower()} bind refused: {status_name(exc.status)}")
-            except (OSError, TimeoutError) as exc:
+            except OSError as exc:
                 self._note(f"{mode.name.lower()} bind failed: {type(exc).__name__} {exc}")
+            except Exception:  # a bug must not end the binding for good
+                log.exception("smpp app %s: binding raised", self.account_id)
             else:
                 bound_at = loop.time()
                 log.info("smpp app %s: %s bound to %s:%d", self.account_id, mode.name.lower(),

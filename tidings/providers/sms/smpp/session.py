@@ -39,6 +39,9 @@ from tidings.providers.sms.smpp.pdu import (
 
 log = logging.getLogger(__name__)
 
+UNBIND_WAIT_SECONDS = 2.0
+"""At most this long for unbind_resp when stopping: a dead SMSC must not hold up a shutdown."""
+
 DeliverHandler = Callable[[Pdu], Awaitable[int]]
 """Takes a deliver_sm; answers the command_status to acknowledge it with (after storing it)."""
 
@@ -116,15 +119,23 @@ class SmppSession(asyncio.Protocol):
 
     @classmethod
     async def open(cls, settings: SessionSettings, on_deliver: DeliverHandler) -> SmppSession:
-        """Connect and bind; raises ``BindRefused``, ``OSError`` or ``TimeoutError``."""
+        """Connect and bind; raises ``BindRefused`` or ``OSError`` (``TimeoutError`` and
+        ``ConnectionError`` among them)."""
         session = cls(settings, on_deliver)
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(settings.connect_timeout):
-            await loop.create_connection(lambda: session, settings.host, settings.port)
-            response = await session._request(
-                settings.mode.value,
-                bind_body(settings.system_id, settings.password, settings.system_type,
-                          settings.addr_ton, settings.addr_npi, settings.address_range))
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                await loop.create_connection(lambda: session, settings.host, settings.port)
+                response = await session._request(
+                    settings.mode.value,
+                    bind_body(settings.system_id, settings.password, settings.system_type,
+                              settings.addr_ton, settings.addr_npi, settings.address_range))
+        except (LinkLost, SubmitTimeout) as exc:
+            session._abort("bind unanswered")
+            raise ConnectionError(f"the bind was not answered: {exc}") from exc
+        except BaseException:
+            session._abort("bind failed")
+            raise
         if response.status != Status.ESME_ROK:
             session._abort("bind refused")
             raise BindRefused(response.status)
@@ -138,9 +149,10 @@ class SmppSession(asyncio.Protocol):
             return
         self.bound = False
         try:
-            await self._request(Command.UNBIND, b"")
-        except (LinkLost, SubmitTimeout):
-            pass
+            async with asyncio.timeout(min(self.settings.response_timeout, UNBIND_WAIT_SECONDS)):
+                await self._request(Command.UNBIND, b"")
+        except (LinkLost, SubmitTimeout, TimeoutError):
+            pass  # an SMSC may close the link before its unbind_resp: unbound all the same
         self._abort("unbound by us")
 
     def abort(self, reason: str) -> None:
