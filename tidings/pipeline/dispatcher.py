@@ -3,7 +3,9 @@
 One dispatcher runs per worker process (DESIGN.md, "The send pipeline")::
 
     claim    per app, round-robin: due ``queued`` rows by priority then due time, as many as
-             the app's free send window, its daily limit and its token bucket allow (priority
+             the app's free send window (``TIDINGS_DISPATCH_WINDOW``; larger for SMPP apps,
+             whose binds queue what exceeds their own windows), its daily limit and its token
+             bucket allow (priority
              >= 100 skips the bucket); they become ``sending`` under a lease
              (``next_attempt_at = now + lease``). PostgreSQL claims with SKIP LOCKED, so
              several workers share the queue. The window bounds the sends awaiting the
@@ -74,6 +76,7 @@ class _App:
     timezone: ZoneInfo
     rate: int
     period: float
+    window: int  # sends awaiting the provider at most (the dispatcher's, or the SMPP binds')
     context: AccountContext | None = None
     simulator_context: AccountContext | None = None
     inflight: int = 0  # claimed, provider not answered yet (the window)
@@ -115,6 +118,7 @@ class Dispatcher:
         self._order: list[str] = []
         self._results: list[_Outcome] = []
         self._results_ready = asyncio.Event()
+        self._writer_ending = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -125,6 +129,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        self._writer_ending = False
         writer = asyncio.create_task(self._write_results_forever(), name="dispatch-results")
         try:
             while not self._stopping:
@@ -144,11 +149,11 @@ class Dispatcher:
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            writer.cancel()
-            try:
-                await writer
-            except asyncio.CancelledError:
-                pass
+            # Told to end rather than cancelled: Python 3.11's wait_for, which it waits in,
+            # can swallow a cancellation that lands as its event is set, and then it never ends.
+            self._writer_ending = True
+            self._results_ready.set()
+            await writer
             await self.flush_results()
 
     def stop(self) -> None:
@@ -168,8 +173,8 @@ class Dispatcher:
         async with self.runtime.write_turn, self.runtime.sessions() as session:
             for app_id in self._rotated():
                 app = self._apps[app_id]
-                free = min(self.window - app.inflight,
-                           UNRECORDED_WINDOWS * self.window - app.unrecorded)
+                free = min(app.window - app.inflight,
+                           UNRECORDED_WINDOWS * app.window - app.unrecorded)
                 if free <= 0:
                     continue
                 # While the app waits for its bucket, messages that skip it still go.
@@ -276,9 +281,9 @@ class Dispatcher:
                 message, app.account, app.timezone, outcome, simulated,
                 used.secrets() if used is not None else ()), app))
             if len(self._results) >= RESULT_FLUSH_SIZE or (
-                    app.unrecorded - app.inflight >= self.window):
+                    app.unrecorded - app.inflight >= app.window):
                 self._results_ready.set()  # the batch is big, or the app's claims wait on it
-            if app.inflight == self.window // 2:
+            if app.inflight == app.window // 2:
                 self._wake.set()  # half the window is free: claim again without polling
 
     def _context(self, app: _App, simulated: bool) -> AccountContext:
@@ -293,7 +298,7 @@ class Dispatcher:
         return app.context
 
     async def _write_results_forever(self) -> None:
-        while True:
+        while not self._writer_ending:
             try:
                 await asyncio.wait_for(self._results_ready.wait(), RESULT_FLUSH_SECONDS)
             except TimeoutError:
@@ -345,13 +350,14 @@ class Dispatcher:
         for account, timezone in rows:
             rate, period = parse_rate(account.rate_limit)
             app = self._apps.get(account.id)
+            window = self._window_for(account)
             if app is None:
-                app = _App(account, zone_or_utc(timezone), rate, float(period))
+                app = _App(account, zone_or_utc(timezone), rate, float(period), window)
             else:  # updated in place: sends in flight hold this object and release it
                 if app.account.updated_at != account.updated_at:
                     app.context = app.simulator_context = None
                 app.account, app.timezone = account, zone_or_utc(timezone)
-                app.rate, app.period = rate, float(period)
+                app.rate, app.period, app.window = rate, float(period), window
             fresh[account.id] = app
         active = list(fresh)
         for app_id, old in self._apps.items():
@@ -364,6 +370,14 @@ class Dispatcher:
             await self.smpp.sync(app.account for app_id, app in fresh.items()
                                  if app_id in active)
         await self._fail_orphans()
+
+    def _window_for(self, account: ChannelAccount) -> int:
+        """An SMPP app's sends wait for a window slot in its binds, and its SMSC answers in
+        milliseconds, so it gets the larger window ``SmppBinds.claim_window`` asks for: one
+        claim and one outcome commit then serve a few hundred messages, not 64."""
+        if account.provider in SESSION_PROVIDERS and self.smpp is not None:
+            return max(self.window, self.smpp.claim_window(account))
+        return self.window
 
     async def _fail_orphans(self) -> None:
         """Fail the queued messages of deleted apps with ``app_deleted`` (``sms_apps``: a

@@ -29,6 +29,7 @@ from tidings.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SMPP = "SMPP"
+CLAIM_WINDOWS = 8
 
 
 @dataclass
@@ -73,6 +74,17 @@ class SmppBinds:
         connector = SmppConnector(account.id, config, password, store)
         connector.start()
         self._bound[account.id] = _Bound(account, connector)
+
+    @staticmethod
+    def claim_window(account: ChannelAccount) -> int:
+        """How many of the app's messages the dispatcher may have awaiting an answer:
+        ``CLAIM_WINDOWS`` times what its binds hold outstanding, so claims and outcome
+        commits come in batches big enough to keep the binds' windows full between them."""
+        try:
+            config = Config.model_validate(account.config or {})
+        except ValueError:
+            return 0
+        return CLAIM_WINDOWS * config.window * config.binds
 
     def ready(self, app_id: str) -> bool:
         """A bind of the app that can send is up."""
