@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,34 @@ async def test_stopping_records_the_deliveries_still_in_flight(
 
     [row] = await stored_deliveries(runtime)
     assert (row.state, row.attempts, row.last_status_code) == ("delivered", 1, 200)
+
+
+class CountingTurn:
+    """The runtime's write turn, counting how often it is taken."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.taken = 0
+
+    async def __aenter__(self) -> None:
+        self.taken += 1
+        await self.inner.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+
+async def test_a_sender_woken_with_nothing_due_does_not_take_the_write_turn(
+        runtime: Runtime, sender: CallbackSender, no_idle_poll: None) -> None:
+    turn = CountingTurn(runtime.write_turn)
+    runtime.write_turn = turn
+    task = asyncio.create_task(sender.run())
+    try:
+        for _ in range(5):  # every report commit wakes it, callbacks queued or not
+            sender.wake()
+            await asyncio.sleep(0.02)
+    finally:
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+
+    assert turn.taken == 0

@@ -105,8 +105,8 @@ async def record_and_claim(runtime: Runtime, finished: Sequence[AttemptResult], 
     """Write the outcomes of ``finished`` attempts, then claim up to ``limit`` due deliveries,
     oldest first, leasing each (module docstring); one write transaction for both, so a busy
     sender takes the database's write lock once per exchange, not twice."""
-    if not finished and limit <= 0:
-        return []
+    if not finished and (limit <= 0 or not await _anything_due(runtime, now)):
+        return []  # a read keeps an idle sender off the write turn (woken by every commit)
     async with runtime.write_turn, runtime.sessions() as session:
         await _record_outcomes(session, runtime.settings, finished, now)
         rows = (await session.execute(_due_query(runtime, now, limit))).all() if limit else []
@@ -128,6 +128,13 @@ async def record_and_claim(runtime: Runtime, finished: Sequence[AttemptResult], 
                          endpoint_secret, profile_secret, tenant_secrets),
         attempts=delivery.attempts, created_at=delivery.created_at)
         for delivery, endpoint_secret, profile_secret in rows]
+
+
+async def _anything_due(runtime: Runtime, now: datetime) -> bool:
+    async with runtime.read_sessions() as reads:
+        found = await reads.execute(select(CallbackDelivery.id).where(
+            CallbackDelivery.state == PENDING, CallbackDelivery.next_attempt_at <= now).limit(1))
+        return found.first() is not None
 
 
 def _due_query(runtime: Runtime, now: datetime, limit: int
