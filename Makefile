@@ -17,7 +17,15 @@ $(BIN)/tidings: pyproject.toml
 run: install
 	$(BIN)/tidings serve
 
-test: install
+# The Node test SMSC (tests/smsc/node/smsc.js) needs its npm packages, installed exactly as
+# locked; npm ci leaves node_modules/.package-lock.json behind, touched here as the stamp.
+NODE_SMSC := tests/smsc/node
+
+$(NODE_SMSC)/node_modules/.package-lock.json: $(NODE_SMSC)/package.json $(NODE_SMSC)/package-lock.json
+	npm ci --prefix $(NODE_SMSC) --no-audit --no-fund
+	@touch $@
+
+test: install $(NODE_SMSC)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check tidings tests bench
 	$(BIN)/mypy
