@@ -227,7 +227,7 @@ async def test_an_unknown_provider_answers_400(
     assert response.json()["errors"] == [
         {"field": "provider",
          "message": "must be one of ANDROID, CEQUENS, FAST2SMS, FOURJAWALY, INFOBIP, "
-                    "MORA, MSEGAT, MSG91, SIMULATOR, TAQNYAT, TWILIO, UNIFONIC, VONAGE"}]
+                    "MORA, MSEGAT, MSG91, SIMULATOR, SMPP, TAQNYAT, TWILIO, UNIFONIC, VONAGE"}]
     listed = (await client.get("/sms/v1/apps/", headers=tenant.headers)).json()
     assert listed["count"] == 0
 

@@ -136,6 +136,34 @@ async def test_the_source_address_ton_and_npi_follow_the_senders_shape(
         address, ton, npi)
 
 
+@pytest.mark.parametrize(("data_coding", "text", "sent"), [
+    (0, "Café £5 {ok}", "Caf\x05 \x015 \x1b(ok\x1b)"),  # GSM-7 septets, one per octet
+    (1, "Cafe {ok}", "Cafe {ok}"),  # IA5
+    (3, "Café £5", "Café £5"),  # Latin-1
+], ids=["smsc-default-alphabet", "ia5", "latin-1"])
+async def test_gsm7_texts_go_in_the_configured_data_coding(
+        tmp_path: Path, data_coding: int, text: str, sent: str) -> None:
+    with run_smsc("smpp34", {"receipts": False}, tmp_path) as smsc:
+        async with bound(smsc, Received(), data_coding=data_coding) as connector:
+            assert isinstance(await connector.send(sms(text)), Accepted)
+            [submit] = await smsc.until("submit_sm")
+
+    assert submit["data_coding"] == data_coding
+    assert bytes.fromhex(submit["short_message_hex"]) == sent.encode("latin-1")
+
+
+async def test_the_throughput_cap_spaces_the_apps_submits(tmp_path: Path) -> None:
+    with run_smsc("smpp34", {"receipts": False}, tmp_path) as smsc:
+        async with bound(smsc, Received(), throughput=20) as connector:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            outcomes = await send_all(connector, 11)
+            took = loop.time() - started
+
+    assert all(isinstance(outcome, Accepted) for outcome in outcomes)
+    assert 0.45 <= took < 1.5  # 11 submits at 20 a second: the last leaves 0.5 s after the first
+
+
 # --- long messages -----------------------------------------------------------------------
 
 
