@@ -38,6 +38,12 @@ runs them: ``tidings serve`` / ``tidings worker``, the fake Twilio server
               drain), and the CPU use of serve and its worker (% of one core). ``callbacks1``:
               the same with ``--inline-workers`` (API and workers in one process).
 
+8. smpp       a backlog of 20,000 queued messages sent by ``tidings worker`` through one SMPP
+              transceiver bind (window 32) to the smpp34 SMSC (``python -m
+              tests.smsc.smpp34_smsc``), which sends a delivery receipt for every submit:
+              submits/s (first claim until all are accepted) and receipts/s (first claim until
+              all are delivered), and the worker's CPU use.
+
 SQLite (a fresh file in a temporary directory) unless ``--database-url`` names a PostgreSQL
 database, whose tables are emptied first.
 """
@@ -176,8 +182,8 @@ class Bench:
 
     async def clear_messages(self) -> None:
         async with self.engine.begin() as connection:
-            for table in ("message_events", "unmatched_reports", "messages", "batches",
-                          "channel_accounts"):
+            for table in ("message_events", "message_parts", "unmatched_reports", "messages",
+                          "batches", "channel_accounts"):
                 await connection.execute(text(f"DELETE FROM {table}"))
 
     @contextmanager
@@ -553,12 +559,63 @@ async def stage_callbacks_inline_workers(bench: Bench, reports: int) -> dict[str
     return await stage_callbacks(bench, reports, inline_workers=True)
 
 
+async def stage_smpp(bench: Bench, messages: int, window: int = 32) -> dict[str, Any]:
+    """A backlog sent by ``tidings worker`` through one transceiver bind to the smpp34 SMSC,
+    which answers every submit_sm and sends a receipt for each."""
+    smsc_port = free_port()
+    scenario = bench.scratch / "smsc-scenario.json"
+    scenario.write_text(json.dumps({"log_submits": False}))
+    smsc = [sys.executable, "-m", "tests.smsc.smpp34_smsc", "--port", str(smsc_port),
+            "--scenario", str(scenario), "--events", str(bench.scratch / "smsc-events.jsonl")]
+    app_id = await bench.add_app("smsc", "SMPP", credentials={"password": "bench"}, config={
+        "host": "127.0.0.1", "port": smsc_port, "system_id": "bench", "window": window})
+    await bench.queue_messages(app_id, messages)
+    with bench.process(*smsc) as smsc_process:
+        wait_until_listening(smsc_port, smsc_process)
+        started = time.monotonic()
+        with bench.process(str(BIN / "tidings"), "worker") as worker:
+            async def first_claimed() -> bool:
+                return await bench.count("queued") < messages
+
+            async def all_accepted() -> bool:
+                return await bench.count("sent", "delivered", "failed") >= messages
+
+            async def all_delivered() -> bool:
+                return await bench.count("delivered", "failed") >= messages
+
+            first = await poll(first_claimed, 60)
+            accepted = await poll(all_accepted, 600, every=0.1)
+            delivered = await poll(all_delivered, 600, every=0.1)
+            cpu = cpu_seconds(worker.pid)
+    failed = await bench.count("failed")
+    await bench.clear_messages()
+    return {"messages": messages, "window": window,
+            "submits_per_second": round(messages / (accepted - first), 1),
+            "receipts_per_second": round(messages / (delivered - first), 1),
+            "seconds": round(delivered - first, 2),
+            "with_startup_seconds": round(delivered - started, 2), "failed": failed,
+            "worker_cpu_pct": round(100 * cpu / (delivered - started), 1)}
+
+
+def wait_until_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
 STAGES = {"ingress": (stage_ingress, 20_000), "ingress2": (stage_ingress_two_processes, 20_000),
           "e2e": (stage_e2e, 20_000),
           "broadcast": (stage_broadcast, 100_000), "memory": (stage_memory, 1_000_000),
           "android": (stage_android, 4_000), "bulk": (stage_bulk, 100_000),
           "bulk1": (stage_bulk_campaign, 100_000), "callbacks": (stage_callbacks, 10_000),
-          "callbacks1": (stage_callbacks_inline_workers, 10_000)}
+          "callbacks1": (stage_callbacks_inline_workers, 10_000), "smpp": (stage_smpp, 20_000)}
 
 
 async def run(database_url: str | None, only: list[str], scale: float) -> None:
@@ -580,7 +637,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--only",
-                        default="ingress,ingress2,e2e,broadcast,memory,android,bulk,callbacks")
+                        default="ingress,ingress2,e2e,broadcast,memory,android,bulk,callbacks,"
+                                "smpp")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's size (0.1 for a quick run)")
     args = parser.parse_args()
