@@ -25,6 +25,14 @@ Configuration (``provider_config``), every field but ``host`` and ``system_id`` 
   stored in the canonical form matching uses (``tidings.domain.smpp_receipts``).
 
 Credentials (``provider_credentials``): ``{"password"}``, encrypted at rest like every other.
+
+Why our own sessions over smpp34's codec: smpp34 (PyPI, Rust-backed) encodes and decodes
+submit_sm and deliver_sm with their TLVs at millions a second, so it is the PDU layer. Its
+client acknowledges every deliver_sm itself, before the receipt could be stored, and keeps its
+timers and the answers to throttling out of reach; aiosmpplib (pure Python) brings a whole ESME
+framework (broker, correlator, hooks) that would own the queue and the retries the pipeline
+already owns. The session (``session``: sequence numbers, the window, enquire_link, unbind)
+and the connector (``connector``: binds, backoff, throttling, parts, receipts) are ours.
 """
 
 from __future__ import annotations
