@@ -49,7 +49,6 @@ from tidings.pipeline.outcomes import (
 from tidings.pipeline.sending import is_simulated, outbound_sms, send_context, send_through
 from tidings.pipeline.smpp_binds import SmppBinds
 from tidings.providers.base import (
-    Accepted,
     AccountContext,
     Retry,
     SendOutcome,
@@ -328,10 +327,6 @@ class Dispatcher:
             raise
         for result in results:
             result.app.unrecorded -= 1
-            outcome = result.attempt.outcome
-            if self.smpp is not None and isinstance(outcome, Accepted) and (
-                    result.app.account.provider in SESSION_PROVIDERS):
-                self.smpp.recorded(result.app.account.id, outcome.provider_ids)
         for account_id, daily in counted.items():
             app = self._apps.get(account_id)
             if app is not None:  # keep the claim-side view current between refreshes

@@ -98,13 +98,6 @@ class SmppBinds:
             return Retry("smpp_not_bound", "the app has no binds in this worker")
         return await bound.connector.send(message)
 
-    def recorded(self, app_id: str, provider_ids: Iterable[str]) -> None:
-        """The dispatcher has committed the outcome naming ``provider_ids``: receipts that
-        came for them first may be stored now (``SmppConnector.recorded``)."""
-        bound = self._bound.get(app_id)
-        if bound is not None:
-            bound.connector.recorded(provider_ids)
-
     async def stop(self) -> None:
         """Unbind every app."""
         bound, self._bound = self._bound, {}

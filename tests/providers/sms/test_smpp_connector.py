@@ -84,16 +84,8 @@ def sms(text: str = "Your code is 1234", *, to: str = RECIPIENT,
                        status_callback_url=None, idempotency_key=f"msg-{n}")
 
 
-async def dispatch(connector: SmppConnector, message: OutboundSms) -> SendOutcome:
-    """Send as the dispatcher does: then, its outcome committed, say so (``recorded``)."""
-    outcome = await connector.send(message)
-    if isinstance(outcome, Accepted):
-        connector.recorded(outcome.provider_ids)
-    return outcome
-
-
 async def send_all(connector: SmppConnector, count: int) -> list[SendOutcome]:
-    return list(await asyncio.gather(*(dispatch(connector, sms(n=n)) for n in range(count))))
+    return list(await asyncio.gather(*(connector.send(sms(n=n)) for n in range(count))))
 
 
 # --- the happy path ----------------------------------------------------------------------
@@ -137,7 +129,7 @@ async def test_the_source_address_ton_and_npi_follow_the_senders_shape(
         tmp_path: Path, sender: str, address: str, ton: int, npi: int) -> None:
     with run_smsc("smpp34", {}, tmp_path) as smsc:
         async with bound(smsc, Received()) as connector:
-            assert isinstance(await dispatch(connector, sms(sender=sender)), Accepted)
+            assert isinstance(await connector.send(sms(sender=sender)), Accepted)
             [submit] = await smsc.until("submit_sm")
 
     assert (submit["source_addr"], submit["source_addr_ton"], submit["source_addr_npi"]) == (
@@ -153,7 +145,7 @@ async def test_gsm7_texts_go_in_the_configured_data_coding(
         tmp_path: Path, data_coding: int, text: str, sent: str) -> None:
     with run_smsc("smpp34", {"receipts": False}, tmp_path) as smsc:
         async with bound(smsc, Received(), data_coding=data_coding) as connector:
-            assert isinstance(await dispatch(connector, sms(text)), Accepted)
+            assert isinstance(await connector.send(sms(text)), Accepted)
             [submit] = await smsc.until("submit_sm")
 
     assert submit["data_coding"] == data_coding
@@ -185,7 +177,7 @@ async def test_a_long_message_goes_as_concatenated_parts_each_with_its_own_id_an
     received = Received()
     with run_smsc(kind, {}, tmp_path) as smsc:
         async with bound(smsc, received) as connector:
-            outcome = await dispatch(connector, sms(text))
+            outcome = await connector.send(sms(text))
             reports = await received.until(parts)
             submits = smsc.events("submit_sm")
 
@@ -235,7 +227,7 @@ async def test_an_undelivered_receipt_fails_with_the_smscs_stat_and_error(
                 "receipt_stat": "by_destination", "receipt_tlvs": tlvs}
     with run_smsc(kind, scenario, tmp_path) as smsc:
         async with bound(smsc, received) as connector:
-            await dispatch(connector, sms(to="+14155550199"))
+            await connector.send(sms(to="+14155550199"))
             [report] = await received.until(1)
 
     assert isinstance(report, StatusUpdate)
@@ -250,29 +242,11 @@ async def test_a_receipt_that_could_not_be_stored_is_answered_with_a_temporary_e
     received.fail = True
     with run_smsc(kind, {}, tmp_path) as smsc:
         async with bound(smsc, received) as connector:
-            assert isinstance(await dispatch(connector, sms()), Accepted)
+            assert isinstance(await connector.send(sms()), Accepted)
             [receipt] = await smsc.until("receipt", check=lambda events: events[0][
                 "status"] is not None)
 
     assert receipt["status"] == 0x64  # ESME_RX_T_APPN: the SMSC keeps it and tries again
-
-
-@BOTH
-async def test_a_receipt_faster_than_the_outcomes_commit_waits_for_it(
-        kind: SmscKind, tmp_path: Path) -> None:
-    received = Received()
-    with run_smsc(kind, {}, tmp_path) as smsc:
-        async with bound(smsc, received) as connector:
-            outcome = await connector.send(sms())
-            await asyncio.sleep(0.3)  # the receipt has come meanwhile
-            held = list(received.events)
-            assert isinstance(outcome, Accepted)
-            connector.recorded(outcome.provider_ids)
-            [report] = await received.until(1)
-
-    assert held == []
-    assert isinstance(report, StatusUpdate)
-    assert report.provider_message_id == outcome.provider_ids[0]
 
 
 # --- inbound -----------------------------------------------------------------------------
@@ -336,7 +310,7 @@ async def test_a_message_a_busy_smsc_refuses_is_handed_back_to_be_retried_after_
         kind: SmscKind, tmp_path: Path, scenario: dict[str, Any], code: str) -> None:
     with run_smsc(kind, {**scenario, "receipts": False}, tmp_path) as smsc:
         async with bound(smsc, Received()) as connector:
-            outcomes = [await dispatch(connector, sms(n=n)) for n in range(6)]
+            outcomes = [await connector.send(sms(n=n)) for n in range(6)]
 
     assert [type(outcome).__name__ for outcome in outcomes] == [
         "Accepted", "Accepted", "Retry", "Accepted", "Accepted", "Retry"]
@@ -351,7 +325,7 @@ async def test_while_the_smsc_keeps_refusing_the_app_pauses_longer_before_each_s
         async with bound(smsc, Received()) as connector:
             loop = asyncio.get_running_loop()
             started = loop.time()
-            outcomes = [await dispatch(connector, sms(n=n)) for n in range(3)]
+            outcomes = [await connector.send(sms(n=n)) for n in range(3)]
             took = loop.time() - started
 
     assert [outcome.retry_after for outcome in outcomes if isinstance(outcome, Retry)] == [
@@ -364,7 +338,7 @@ async def test_a_generic_nack_is_retried_and_slows_the_app_down(
         kind: SmscKind, tmp_path: Path) -> None:
     with run_smsc(kind, {"nack_every": 2, "receipts": False}, tmp_path) as smsc:
         async with bound(smsc, Received()) as connector:
-            outcomes = [await dispatch(connector, sms(n=n)) for n in range(2)]
+            outcomes = [await connector.send(sms(n=n)) for n in range(2)]
 
     assert isinstance(outcomes[0], Accepted)
     assert isinstance(outcomes[1], Retry)
@@ -376,7 +350,7 @@ async def test_a_submit_without_an_answer_is_retried_after_the_response_timeout(
         kind: SmscKind, tmp_path: Path) -> None:
     with run_smsc(kind, {"no_response_every": 2, "receipts": False}, tmp_path) as smsc:
         async with bound(smsc, Received(), response_timeout_seconds=0.5) as connector:
-            outcomes = [await dispatch(connector, sms(n=n)) for n in range(3)]
+            outcomes = [await connector.send(sms(n=n)) for n in range(3)]
 
     assert [type(outcome).__name__ for outcome in outcomes] == ["Accepted", "Retry", "Accepted"]
     assert isinstance(outcomes[1], Retry)
@@ -405,7 +379,7 @@ async def test_a_refused_bind_is_tried_again_after_a_backoff(kind: SmscKind,
                                                              tmp_path: Path) -> None:
     with run_smsc(kind, {"refuse_binds": 2, "receipts": False}, tmp_path) as smsc:
         async with bound(smsc, Received()) as connector:
-            outcome = await dispatch(connector, sms())
+            outcome = await connector.send(sms())
             binds = smsc.events("bind")
 
     assert isinstance(outcome, Accepted)
@@ -419,7 +393,7 @@ async def test_a_wrong_password_never_binds_and_sends_are_handed_back(
         async with bound(smsc, Received(), wait=False,
                          response_timeout_seconds=0.5) as connector:
             await smsc.until("bind", count=2)
-            outcome = await dispatch(connector, sms())
+            outcome = await connector.send(sms())
             problem = connector.last_error
 
     assert isinstance(outcome, Retry)
@@ -437,10 +411,10 @@ async def test_a_link_the_smsc_ends_mid_stream_is_bound_again_and_sending_goes_o
         async with bound(smsc, Received()) as connector:
             outcomes = []
             for n in range(12):
-                outcome = await dispatch(connector, sms(n=n))
+                outcome = await connector.send(sms(n=n))
                 while isinstance(outcome, Retry):  # as the dispatcher would, later
                     await asyncio.sleep(0.05)
-                    outcome = await dispatch(connector, sms(n=n))
+                    outcome = await connector.send(sms(n=n))
                 outcomes.append(outcome)
             binds = smsc.events("bind")
 

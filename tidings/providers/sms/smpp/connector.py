@@ -21,12 +21,6 @@ with a free window slot. Answers map onto outcomes:
 A message whose later part fails after earlier parts were accepted is retried whole (delivery
 is at-least-once; the phone may show the earlier parts twice).
 
-An SMSC may send a receipt before the dispatcher has committed the outcome that records the
-submit's id; stored then, it would find no message (and, on PostgreSQL, miss the outcome's
-commit running at the same time). So a receipt for an id this connector accepted waits, its
-deliver_sm unanswered, until the dispatcher says the outcome is committed (``recorded``), at
-most ``RECORD_WAIT_SECONDS``.
-
 A deliver_sm is a delivery receipt when its esm_class says so (or it carries the
 ``receipted_message_id`` TLV): it becomes a ``StatusUpdate`` for the id in the canonical form
 of ``dlr_id_format`` (an ``UnknownStatus`` for a stat word we do not map). Any other
@@ -42,7 +36,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import smpp34
@@ -92,9 +86,6 @@ RECEIPT_ESM_TYPES: Final = frozenset({0x04, 0x20})
 notification."""
 UDHI: Final = 0x40
 MESSAGE_PAYLOAD_TAG: Final = 0x0424
-RECORD_WAIT_SECONDS: Final = 5.0
-"""At most this long a receipt waits for the outcome of its submit to be committed."""
-UNRECORDED_PRUNE_AT: Final = 100_000
 RECEIPTED_ID_TAG: Final = 0x001E
 
 
@@ -116,7 +107,6 @@ class SmppConnector:
         self._paused_until = 0.0
         self._pause = 0.0
         self._next_slot = 0.0
-        self._unrecorded: dict[str, tuple[asyncio.Event, float]] = {}
         self.last_error: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -208,7 +198,6 @@ class SmppConnector:
         except ValueError as exc:
             return Reject("unencodable", str(exc))
         ids: list[str] = []
-        keys: list[str] = []
         for part in parts:
             submit_sm = smpp34.SubmitSm(
                 source, destination, part.short_message,
@@ -218,27 +207,10 @@ class SmppConnector:
                 registered_delivery=1 if config.registered_delivery else 0).encode()
             answer = await self._submit(submit_sm)
             if not isinstance(answer, SubmitAnswer):
-                self.recorded(keys)  # nothing to wait for: the message goes back whole
                 return answer
             ids.append(answer.message_id)
-            keys.append(key := submit_key(answer.message_id, config.dlr_id_format))
-            self._unrecorded.setdefault(key, (asyncio.Event(), self._loop_time()))
-        return Accepted(tuple(keys), raw={"message_ids": ids})
-
-    def recorded(self, provider_ids: Iterable[str]) -> None:
-        """The outcome naming ``provider_ids`` is committed (or will never be): their
-        receipts, held since they came, may be stored now."""
-        for key in provider_ids:
-            entry = self._unrecorded.pop(key, None)
-            if entry is not None:
-                entry[0].set()
-        if len(self._unrecorded) > UNRECORDED_PRUNE_AT:
-            cutoff = self._loop_time() - RECORD_WAIT_SECONDS
-            for key in [k for k, (_, at) in self._unrecorded.items() if at < cutoff]:
-                self._unrecorded.pop(key)[0].set()
-
-    def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
+        return Accepted(tuple(submit_key(id_, config.dlr_id_format) for id_ in ids),
+                        raw={"message_ids": ids})
 
     async def _submit(self, submit_sm: bytes) -> SubmitAnswer | Retry | Reject:
         await self._pace()
@@ -301,14 +273,6 @@ class SmppConnector:
         event = deliver_sm_event(pdu, self.config)
         if event is None:
             return Status.ESME_ROK  # unreadable: logged; acknowledged, or it comes back forever
-        if isinstance(event, StatusUpdate | UnknownStatus) and event.provider_message_id:
-            entry = self._unrecorded.get(event.provider_message_id)
-            if entry is not None:  # faster than the dispatcher's commit: wait for it
-                try:
-                    async with asyncio.timeout(RECORD_WAIT_SECONDS):
-                        await entry[0].wait()
-                except TimeoutError:
-                    pass  # stored unmatched; the late-report job applies it
         await self._on_events([event])
         return Status.ESME_ROK
 
