@@ -40,7 +40,7 @@ from tidings.providers.base import Accepted, Reject, Retry, SendOutcome
 from tidings.providers.sms import simulator
 from tidings.services import callback_events
 from tidings.services.callback_queue import MessageSnapshot
-from tidings.services.reports import apply_unmatched_reports
+from tidings.services.reports import apply_unmatched_reports, hold_reports_of
 
 _S = MessageState
 _SHOWN = frozenset({_S.SENT.value, _S.FAILED.value, _S.EXPIRED.value})
@@ -155,6 +155,10 @@ class OutcomeRecorder:
         if parts:
             await _replace_parts(session, parts)
         if accepted:
+            # Reports about to be kept as unmatched wait for this commit (``hold_reports_of``):
+            # one that came before its outcome is seen here, or sees the outcome.
+            await hold_reports_of(session, {message.channel_account_id for message in accepted}
+                                  | {row["channel_account_id"] for row in parts})
             await apply_unmatched_reports(
                 session, accepted, now,
                 [(row["channel_account_id"], row["provider_message_id"]) for row in parts])

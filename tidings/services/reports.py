@@ -15,12 +15,12 @@ the tenant's callbacks (``callback_events``) in the same transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +48,8 @@ from tidings.services import callback_events, inbound_routing
 from tidings.services.callback_queue import MessageSnapshot
 
 INBOUND = "inbound"
+REPORT_LOCK_NAMESPACE = 0x7EB0
+"""The first key of the report locks (``hold_reports_of``); the second is the app's."""
 INBOUND_PARTS_WAIT = timedelta(seconds=60)
 """How long the parts of a long inbound message wait for the others before what came is stored
 as the message."""
@@ -107,6 +109,31 @@ async def apply_webhook_batch(session: AsyncSession, items: Sequence[WebhookBatc
     return summaries
 
 
+async def hold_reports_of(session: AsyncSession, app_ids: Iterable[str]) -> bool:
+    """On PostgreSQL, take the apps' report locks until the transaction ends (True; False on
+    SQLite, which writes one transaction at a time anyway). A report about to be kept as
+    unmatched takes them and looks for its message again; an outcome takes them before it
+    looks for reports that came early. Without them, a report could look while the outcome
+    naming its provider id is being committed, as the outcome looks before the report is
+    committed, and each would miss the other (an SMSC's receipt often comes that fast)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    for app_id in sorted(set(app_ids)):  # one order everywhere: no deadlock between holders
+        await session.execute(select(func.pg_advisory_xact_lock(
+            REPORT_LOCK_NAMESPACE, func.hashtext(app_id))))
+    return True
+
+
+async def _named(session: AsyncSession, wanted: dict[str, set[str]]
+                 ) -> tuple[dict[tuple[str, str], MessagePart],
+                            dict[tuple[str, str], Message]]:
+    """The parts, then the messages, that the provider ids ``wanted`` (by app) name."""
+    parts = await _parts_by_provider_ids(session, wanted)
+    rest = {account_id: {id_ for id_ in ids if (account_id, id_) not in parts}
+            for account_id, ids in wanted.items()}
+    return parts, await _outbound_by_provider_ids(session, rest)
+
+
 async def _apply_reports(session: AsyncSession,
                          reports: Sequence[tuple[str, StatusUpdate | UnknownStatus,
                                                  ReportSummary]],
@@ -119,10 +146,17 @@ async def _apply_reports(session: AsyncSession,
     for account_id, event, _ in reports:
         if event.provider_message_id:
             wanted[account_id].add(event.provider_message_id)
-    parts = await _parts_by_provider_ids(session, wanted)
-    for (account_id, provider_id) in parts:
-        wanted[account_id].discard(provider_id)
-    found = await _outbound_by_provider_ids(session, wanted)
+    parts, found = await _named(session, wanted)
+    missing: dict[str, set[str]] = defaultdict(set)
+    for account_id, event, _ in reports:
+        key = (account_id, event.provider_message_id or "")
+        if isinstance(event, StatusUpdate) and key not in parts and key not in found:
+            missing[account_id].add(key[1])
+    if missing and keep_unmatched and await hold_reports_of(session, missing):
+        # The outcome naming them may have committed while we looked: look again.
+        more_parts, more_found = await _named(session, missing)
+        parts.update(more_parts)
+        found.update(more_found)
     updates: list[tuple[Message, StatusUpdate, ReportSummary]] = []
     part_updates: list[tuple[MessagePart, StatusUpdate, ReportSummary]] = []
     for account_id, event, summary in reports:
