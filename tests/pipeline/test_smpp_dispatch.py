@@ -158,16 +158,16 @@ async def test_a_long_inbound_message_is_stored_as_one_once_its_parts_are_in(
 
 
 @pytest.mark.parametrize(("config", "window"), [
-    ({}, 256),  # 8 times its bind's 32 outstanding submits
-    ({"window": 4}, 64),  # never below the dispatcher's own window
-    ({"window": 20, "binds": 2}, 320),
+    ({}, 512),  # 16 times its bind's 32 outstanding submits
+    ({"window": 2}, 64),  # never below the dispatcher's own window
+    ({"window": 20, "binds": 2}, 640),
 ], ids=["default", "small-window", "two-binds"])
 async def test_the_dispatcher_claims_enough_of_an_smpp_apps_messages_to_keep_its_binds_busy(
         runtime: Runtime, tenants: TenantFactory, tmp_path: Path, config: dict[str, Any],
         window: int) -> None:
     with run_smsc("smpp34", {"response_delay_ms": 1500, "receipts": False}, tmp_path) as smsc:
         app = await smpp_app(runtime, tenants, smsc.port, **config)
-        await queue(runtime, app, 500)
+        await queue(runtime, app, 700)
         async with worker(runtime):
             await until_in_state(runtime, app, "sending", window)
             await asyncio.sleep(0.3)  # the SMSC is still holding every answer

@@ -374,7 +374,7 @@ class Dispatcher:
     def _window_for(self, account: ChannelAccount) -> int:
         """An SMPP app's sends wait for a window slot in its binds, and its SMSC answers in
         milliseconds, so it gets the larger window ``SmppBinds.claim_window`` asks for: one
-        claim and one outcome commit then serve a few hundred messages, not 64."""
+        claim and one outcome commit then serve hundreds of messages, not 64."""
         if account.provider in SESSION_PROVIDERS and self.smpp is not None:
             return max(self.window, self.smpp.claim_window(account))
         return self.window

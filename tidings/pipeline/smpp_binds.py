@@ -29,7 +29,7 @@ from tidings.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SMPP = "SMPP"
-CLAIM_WINDOWS = 8
+CLAIM_WINDOWS = 16
 
 
 @dataclass
