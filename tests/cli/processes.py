@@ -4,6 +4,8 @@ deadlines instead of sleeping."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,61 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def exchange_json(connection: http.client.HTTPConnection, method: str, path: str,
+                  body: dict[str, object] | None = None,
+                  key: str | None = None) -> tuple[int, dict[str, object]]:
+    """One JSON request on an open connection (bearer ``key`` if given): status and body."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    connection.request(method, path, body=json.dumps(body) if body is not None else None,
+                       headers=headers)
+    answer = connection.getresponse()
+    return answer.status, json.loads(answer.read() or b"{}")
+
+
+def request_json(port: int, method: str, path: str, body: dict[str, object] | None = None,
+                 key: str | None = None) -> tuple[int, dict[str, object]]:
+    """``exchange_json`` on a connection of its own to 127.0.0.1:``port``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        return exchange_json(connection, method, path, body, key)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Served:
+    """A running ``tidings serve``: its process, port, environment and log."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    env: dict[str, str]
+    log: Path
+
+    def children(self, command_part: str) -> list[int]:
+        """Its child processes whose command line holds ``command_part``."""
+        return child_processes(self.process.pid, command_part)
+
+    def healthy(self) -> bool:
+        try:
+            return request_json(self.port, "GET", "/health")[0] == 200
+        except OSError:
+            return False
+
+
+@contextmanager
+def serving(tmp_path: Path, *options: str) -> Iterator[Served]:
+    """``tidings serve`` with ``options`` on a free port and an SQLite file under
+    ``tmp_path``, once ``/health`` answers; stopped when the block ends."""
+    port = free_port()
+    env = clean_env(TIDINGS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'var' / 't.db'}",
+                    TIDINGS_VAR_DIR=str(tmp_path / "var"), TIDINGS_PORT=str(port))
+    log = tmp_path / "serve.log"
+    with running(["serve", *options], cwd=tmp_path, env=env, stderr=log) as process:
+        served = Served(process, port, env, log)
+        wait_until(served.healthy, "the API to answer", deadline_seconds=60, process=process,
+                   log=log)
+        yield served

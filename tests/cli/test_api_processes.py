@@ -8,63 +8,22 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.cli.processes import (
-    child_processes,
     clean_env,
+    exchange_json,
     exits_within,
-    free_port,
+    request_json,
     run_tidings,
-    running,
+    serving,
     wait_until,
 )
 
+API_CHILD = "spawn_main"  # the extra API processes multiprocessing starts
 CONNECTIONS = 32  # all landing on one of two processes by chance: 1 in 2**31
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    env: dict[str, str]
-    log: Path
-
-    def api_children(self) -> list[int]:
-        return child_processes(self.process.pid, "spawn_main")
-
-    def healthy(self) -> bool:
-        try:
-            return _request(self.port, "GET", "/health")[0] == 200
-        except OSError:
-            return False
-
-
-def _request(port: int, method: str, path: str, body: dict[str, object] | None = None,
-             key: str | None = None) -> tuple[int, dict[str, object]]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        return _exchange(connection, method, path, body, key)
-    finally:
-        connection.close()
-
-
-def _exchange(connection: http.client.HTTPConnection, method: str, path: str,
-              body: dict[str, object] | None = None,
-              key: str | None = None) -> tuple[int, dict[str, object]]:
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    connection.request(method, path, body=json.dumps(body) if body is not None else None,
-                       headers=headers)
-    answer = connection.getresponse()
-    return answer.status, json.loads(answer.read() or b"{}")
 
 
 def _established_socket_inodes(port: int) -> set[str]:
@@ -90,35 +49,22 @@ def _socket_inodes_of(pid: int) -> set[str]:
     return inodes
 
 
-@contextmanager
-def serving(tmp_path: Path, processes: int) -> Iterator[Served]:
-    port = free_port()
-    env = clean_env(TIDINGS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'var' / 't.db'}",
-                    TIDINGS_VAR_DIR=str(tmp_path / "var"), TIDINGS_PORT=str(port))
-    log = tmp_path / "serve.log"
-    with running(["serve", "--api-processes", str(processes)], cwd=tmp_path, env=env,
-                 stderr=log) as process:
-        served = Served(process, port, env, log)
-        wait_until(served.healthy, "the API to answer", deadline_seconds=60, process=process,
-                   log=log)
-        yield served
-
 
 def test_two_api_processes_share_the_port_and_store_every_send(tmp_path: Path) -> None:
-    with serving(tmp_path, 2) as served:
+    with serving(tmp_path, "--api-processes", "2") as served:
         made = json.loads(run_tidings(
             ["tenant", "create", "--name", "Acme", "--email", "owner@example.com",
              "--password", "a long password", "--json"], cwd=tmp_path, env=served.env).stdout)
         key = made["api_key"]
-        status, _ = _request(served.port, "POST", "/sms/v1/apps/", {
+        status, _ = request_json(served.port, "POST", "/sms/v1/apps/", {
             "name": "Sandbox", "provider": "SIMULATOR", "sender_id": "Acme"}, key)
         assert status == 201
-        [child] = served.api_children()
+        [child] = served.children(API_CHILD)
 
         connections = [http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
                        for _ in range(CONNECTIONS)]
         try:
-            answers = [_exchange(connection, "POST", "/sms/v1/messages/", {
+            answers = [exchange_json(connection, "POST", "/sms/v1/messages/", {
                 "phone": f"+1415555{n:04d}", "text": f"Hello {n}"}, key)
                 for n, connection in enumerate(connections)]
             open_sockets = _established_socket_inodes(served.port)
@@ -131,7 +77,7 @@ def test_two_api_processes_share_the_port_and_store_every_send(tmp_path: Path) -
         assert [status for status, _ in answers] == [201] * CONNECTIONS
         assert (len(by_parent) > 0, len(by_child) > 0) == (True, True)
         assert len(by_parent) + len(by_child) == CONNECTIONS
-        status, listed = _request(served.port, "GET", "/sms/v1/messages/?limit=1", key=key)
+        status, listed = request_json(served.port, "GET", "/sms/v1/messages/?limit=1", key=key)
         assert (status, listed["count"]) == (200, CONNECTIONS)
 
         served.process.send_signal(signal.SIGTERM)
@@ -148,12 +94,12 @@ def _state(pid: int) -> str:
 
 
 def test_a_killed_api_process_is_replaced(tmp_path: Path) -> None:
-    with serving(tmp_path, 2) as served:
-        [first] = served.api_children()
+    with serving(tmp_path, "--api-processes", "2") as served:
+        [first] = served.children(API_CHILD)
         os.kill(first, signal.SIGKILL)
 
         def replaced() -> bool:
-            children = served.api_children()  # read once: the killed one can vanish between reads
+            children = served.children(API_CHILD)  # read once: the killed one may vanish
             return bool(children) and first not in children
 
         wait_until(replaced, "a new API process", deadline_seconds=60,
@@ -163,8 +109,8 @@ def test_a_killed_api_process_is_replaced(tmp_path: Path) -> None:
 
 
 def test_api_processes_stop_when_serve_is_killed(tmp_path: Path) -> None:
-    with serving(tmp_path, 3) as served:
-        children = served.api_children()
+    with serving(tmp_path, "--api-processes", "3") as served:
+        children = served.children(API_CHILD)
         assert len(children) == 2
         served.process.kill()
         served.process.wait(timeout=10)

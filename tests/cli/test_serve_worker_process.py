@@ -5,44 +5,21 @@ the API process instead."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from tests.cli.processes import (
-    child_processes,
-    clean_env,
+    Served,
     exits_within,
-    free_port,
+    request_json,
     run_tidings,
-    running,
+    serving,
     wait_until,
 )
 
 WORKER_COMMAND = "-m tidings worker --wake-fd"
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    env: dict[str, str]
-    log: Path
-
-    def worker_processes(self) -> list[int]:
-        return child_processes(self.process.pid, WORKER_COMMAND)
-
-    def healthy(self) -> bool:
-        try:
-            return _request(self.port, "GET", "/health")[0] == 200
-        except OSError:
-            return False
 
 
 def _gone(pid: int) -> bool:
@@ -52,39 +29,11 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _request(port: int, method: str, path: str, body: dict[str, object] | None = None,
-             key: str | None = None) -> tuple[int, dict[str, object]]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    try:
-        connection.request(method, path, body=json.dumps(body) if body is not None else None,
-                           headers=headers)
-        answer = connection.getresponse()
-        return answer.status, json.loads(answer.read() or b"{}")
-    finally:
-        connection.close()
-
-
-@contextmanager
-def serving(tmp_path: Path, *options: str) -> Iterator[Served]:
-    port = free_port()
-    env = clean_env(TIDINGS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'var' / 't.db'}",
-                    TIDINGS_VAR_DIR=str(tmp_path / "var"), TIDINGS_PORT=str(port))
-    log = tmp_path / "serve.log"
-    with running(["serve", *options], cwd=tmp_path, env=env, stderr=log) as process:
-        served = Served(process, port, env, log)
-        wait_until(served.healthy, "the API to answer", deadline_seconds=60, process=process,
-                   log=log)
-        yield served
-
-
 def _one_worker(served: Served) -> int:
     found: list[int] = []
 
     def started() -> bool:
-        found[:] = served.worker_processes()
+        found[:] = served.children(WORKER_COMMAND)
         return len(found) == 1
 
     wait_until(started, "one worker process", deadline_seconds=30, process=served.process,
@@ -99,15 +48,15 @@ def test_the_worker_process_sends_what_the_api_accepted(tmp_path: Path) -> None:
             ["tenant", "create", "--name", "Acme", "--email", "owner@example.com",
              "--password", "a long password", "--json"], cwd=tmp_path, env=served.env).stdout)
         key = made["api_key"]
-        status, _ = _request(served.port, "POST", "/sms/v1/apps/", {
+        status, _ = request_json(served.port, "POST", "/sms/v1/apps/", {
             "name": "Sandbox", "provider": "SIMULATOR", "sender_id": "Acme"}, key)
         assert status == 201
-        status, sent = _request(served.port, "POST", "/sms/v1/messages/",
+        status, sent = request_json(served.port, "POST", "/sms/v1/messages/",
                                 {"phone": "+14155550100", "text": "Hello"}, key)
         assert status == 201
 
         def delivered() -> bool:
-            return _request(served.port, "GET", f"/sms/v1/messages/{sent['id']}/",
+            return request_json(served.port, "GET", f"/sms/v1/messages/{sent['id']}/",
                             key=key)[1].get("state") == "delivered"
 
         wait_until(delivered, "the message to be delivered", deadline_seconds=30,
@@ -148,7 +97,7 @@ def test_a_killed_worker_process_is_replaced(tmp_path: Path) -> None:
         os.kill(first, signal.SIGKILL)
 
         def replaced() -> bool:
-            workers = served.worker_processes()  # read once: the killed one can vanish
+            workers = served.children(WORKER_COMMAND)  # read once: the killed one can vanish
             return bool(workers) and first not in workers
 
         wait_until(replaced, "a new worker process", deadline_seconds=30,
@@ -162,4 +111,4 @@ def test_inline_workers_run_in_the_api_process(tmp_path: Path) -> None:
         wait_until(lambda: "workers started" in served.log.read_text(), "the workers to start",
                    deadline_seconds=30, process=served.process, log=served.log)
 
-        assert served.worker_processes() == []
+        assert served.children(WORKER_COMMAND) == []
