@@ -94,10 +94,6 @@ class BindMode(IntEnum):
     def sends(self) -> bool:
         return self is not BindMode.RECEIVER
 
-    @property
-    def receives(self) -> bool:
-        return self is not BindMode.TRANSMITTER
-
 
 @dataclass(frozen=True)
 class Pdu:

@@ -155,10 +155,6 @@ class SmppSession(asyncio.Protocol):
             pass  # an SMSC may close the link before its unbind_resp: unbound all the same
         self._abort("unbound by us")
 
-    def abort(self, reason: str) -> None:
-        """Drop the link now (pending submits get ``LinkLost``)."""
-        self._abort(reason)
-
     # --- submits --------------------------------------------------------------------------
 
     async def submit(self, submit_sm: bytes) -> SubmitAnswer:
